@@ -1,0 +1,289 @@
+"""Losses: cross-entropy, focal, ISDA, IGMSDA (the seed paper's closed form) and explicit GM.
+
+Notation follows DESIGN.md: features ``a`` (N, F), classifier ``W`` (C, F) and ``b`` (C,), labels
+``y``, logits ``z = W a + b`` and the class-conditional feature covariance ``Σ`` (C, F, F).
+
+ISDA (Wang et al., TPAMI 2022) augments each feature in the direction of its class covariance,
+``ã ~ N(a, λ Σ_y)``, and minimises a closed-form upper bound of the expected cross-entropy (paper
+Eq. 4).  IGMSDA (Chen et al., IEEE T-ITS 2024, Eq. 8-9) does the same for the GM loss
+``L_g = -log p_t - ½ log α + ½ log(α p_t + 1)``, which damps the gradient of augmented samples that
+the classifier gets badly wrong (likely semantically broken ones).  The PartII term comes from
+Jensen's and Cauchy's inequalities; it is loose, and grows with the margin of well-classified samples,
+so the objective has a finite optimal margin.  That is the paper's method and it is kept as written.
+
+Both bounds need one C×C table ``s[y, j] = (w_j - w_y)ᵀ Σ_y (w_j - w_y)``: it is computed once per
+call in O(C²F²) and indexed by label, never as an N×F×F tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import distributed as dist
+from torch import nn
+
+from crackcli.errors import UsageError
+
+
+def _autocast_off(device: torch.device) -> torch.autocast:
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+class CovarianceEstimator(nn.Module):
+    """Per-class running mean and covariance of features, count-weighted over everything seen.
+
+    Equivalent to the population mean and covariance of all features passed to ``update`` so far, as
+    in ISDA's estimator.  Statistics are float32 and outside autograd.  Under ``torch.distributed``
+    the per-batch counts, sums and centred second moments are all-reduced first, so every rank holds
+    the same ``covariance``.  Memory is O(C·F²) plus O(C·N·F) per update.
+    """
+
+    count: torch.Tensor
+    mean: torch.Tensor
+    covariance: torch.Tensor
+
+    def __init__(self, num_classes: int, feature_dim: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.feature_dim = feature_dim
+        self.register_buffer("count", torch.zeros(num_classes, dtype=torch.float32))
+        self.register_buffer("mean", torch.zeros(num_classes, feature_dim, dtype=torch.float32))
+        self.register_buffer(
+            "covariance", torch.zeros(num_classes, feature_dim, feature_dim, dtype=torch.float32)
+        )
+
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        with _autocast_off(features.device):
+            self._update(features.detach().to(self.mean.dtype), labels)
+
+    def _update(self, x: torch.Tensor, labels: torch.Tensor) -> None:
+        onehot = F.one_hot(labels, self.num_classes).to(x.dtype)  # (N, C)
+        batch_count = onehot.sum(0)
+        batch_sum = onehot.T @ x
+        _all_reduce(batch_count, batch_sum)
+        batch_mean = batch_sum / batch_count.clamp(min=1).unsqueeze(1)
+
+        # Centred second moments around the (global) batch mean are exact and numerically stable.
+        centred = x - batch_mean[labels]
+        weighted = onehot.T.unsqueeze(2) * centred.unsqueeze(0)  # (C, N, F)
+        scatter = weighted.transpose(1, 2) @ centred  # (C, F, F)
+        _all_reduce(scatter)
+
+        total = self.count + batch_count
+        share = (batch_count / total.clamp(min=1)).view(-1, 1, 1)  # 0 for classes absent from the batch
+        batch_cov = scatter / batch_count.clamp(min=1).view(-1, 1, 1)
+        delta = (self.mean - batch_mean).unsqueeze(2)
+        self.covariance.mul_(1 - share).add_(share * batch_cov).add_(
+            share * (1 - share) * (delta @ delta.transpose(1, 2))
+        )
+        self.mean.add_(share.view(-1, 1) * (batch_mean - self.mean))
+        self.count.copy_(total)
+
+
+def _all_reduce(*tensors: torch.Tensor) -> None:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for t in tensors:
+            dist.all_reduce(t)
+
+
+def _upcast(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """At least float32, float64 kept (tests), so the bounds never run in half precision."""
+    dtype = torch.float32
+    for t in tensors:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return [t.to(dtype) for t in tensors]
+
+
+def direction_variance(weight: torch.Tensor, covariance: torch.Tensor) -> torch.Tensor:
+    """The C×C table ``s[y, j] = (w_j - w_y)ᵀ Σ_y (w_j - w_y)`` shared by both bounds."""
+    diff = weight.unsqueeze(0) - weight.unsqueeze(1)  # diff[y, j] = w_j - w_y, (C, C, F)
+    return ((diff @ covariance) * diff).sum(-1)
+
+
+def isda_bound(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    covariance: torch.Tensor,
+    lam: float,
+) -> torch.Tensor:
+    """ISDA's upper bound of the expected cross-entropy under ``ã ~ N(a, λ Σ_y)``, batch mean (Eq. 4)."""
+    with _autocast_off(features.device):
+        a, w, b, cov = _upcast(features, weight, bias, covariance)
+        augmented = a @ w.T + b + 0.5 * lam * direction_variance(w, cov)[labels]
+        return F.cross_entropy(augmented, labels)
+
+
+def igmsda_bound(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    covariance: torch.Tensor,
+    lam: float,
+    alpha: float,
+) -> torch.Tensor:
+    """IGMSDA's upper bound of the expected GM loss under ``ã ~ N(a, λ Σ_y)``, batch mean (Eq. 8-9).
+
+    ``-½ log α + PartI + PartII`` with PartI the ISDA bound and
+    ``PartII = ½ log(1 + α/C² Σ_j exp(z_y - z_j + λ/2 s[y, j]))``, evaluated through logsumexp.
+    """
+    with _autocast_off(features.device):
+        a, w, b, cov = _upcast(features, weight, bias, covariance)
+        num_classes = w.shape[0]
+        logits = a @ w.T + b
+        half_var = 0.5 * lam * direction_variance(w, cov)[labels]
+        part1 = F.cross_entropy(logits + half_var, labels, reduction="none")
+        target = logits.gather(1, labels.unsqueeze(1))
+        exponent = torch.logsumexp(target - logits + half_var, dim=1)
+        part2 = 0.5 * F.softplus(math.log(alpha) - 2 * math.log(num_classes) + exponent)
+        return (part1 + part2).mean() - 0.5 * math.log(alpha)
+
+
+def gm_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
+    """The GM loss ``-log p_t - ½ log α + ½ log(α p_t + 1)`` per sample (paper Eq. 5)."""
+    log_pt = -F.cross_entropy(logits, labels, reduction="none")
+    return -log_pt - 0.5 * math.log(alpha) + 0.5 * torch.log1p(alpha * log_pt.exp())
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training is, for the losses' schedules: ``iteration`` of ``total_iterations``, ``epoch`` of ``epochs``."""
+
+    iteration: int = 0
+    total_iterations: int = 1
+    epoch: int = 0
+    epochs: int = 1
+
+
+class FeatureLoss(nn.Module):
+    """A training loss over features, labels and the linear classifier that reads them."""
+
+    def forward(
+        self, features: torch.Tensor, labels: torch.Tensor, classifier: nn.Linear, progress: Progress
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class CrossEntropy(FeatureLoss):
+    def forward(self, features, labels, classifier, progress):
+        return F.cross_entropy(classifier(features), labels)
+
+
+class FocalLoss(FeatureLoss):
+    """Focal loss (Lin et al. 2017): cross-entropy scaled by ``(1 - p_t)^γ``."""
+
+    def __init__(self, gamma: float = 2.0) -> None:
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, features, labels, classifier, progress):
+        log_pt = -F.cross_entropy(classifier(features).float(), labels, reduction="none")
+        return (-((1 - log_pt.exp()) ** self.gamma) * log_pt).mean()
+
+
+class _AugmentedLoss(FeatureLoss):
+    """Shared by the losses that augment features with the running class covariance."""
+
+    def __init__(self, num_classes: int, feature_dim: int, lambda0: float, alpha0: float) -> None:
+        super().__init__()
+        self.estimator = CovarianceEstimator(num_classes, feature_dim)
+        self.lambda0 = lambda0
+        self.alpha0 = alpha0
+
+    def lam(self, progress: Progress) -> float:
+        """λ = (epoch / epochs)·λ₀, ISDA's schedule: no augmentation before the features mean anything."""
+        return progress.epoch / max(progress.epochs, 1) * self.lambda0
+
+    def alpha(self, progress: Progress) -> float:
+        """α = (t / T)·α₀ + 1 with t the iteration (paper)."""
+        return progress.iteration / max(progress.total_iterations, 1) * self.alpha0 + 1
+
+    def _prepare(self, features: torch.Tensor, labels: torch.Tensor, classifier: nn.Linear):
+        self.estimator.update(features, labels)
+        return features, labels, classifier.weight, classifier.bias, self.estimator.covariance
+
+
+class ISDALoss(_AugmentedLoss):
+    def forward(self, features, labels, classifier, progress):
+        return isda_bound(*self._prepare(features, labels, classifier), self.lam(progress))
+
+
+class IGMSDALoss(_AugmentedLoss):
+    def forward(self, features, labels, classifier, progress):
+        return igmsda_bound(
+            *self._prepare(features, labels, classifier), self.lam(progress), self.alpha(progress)
+        )
+
+
+class ExplicitGMLoss(_AugmentedLoss):
+    """The paper's costly ablation: draw ``samples`` augmented features each and average the GM loss."""
+
+    def __init__(self, num_classes: int, feature_dim: int, lambda0: float, alpha0: float, samples: int = 8):
+        super().__init__(num_classes, feature_dim, lambda0, alpha0)
+        self.samples = samples
+
+    def forward(self, features, labels, classifier, progress):
+        a, labels, weight, bias, cov = self._prepare(features, labels, classifier)
+        with _autocast_off(a.device):
+            a, weight, bias, cov = _upcast(a, weight, bias, cov)
+            samples = a.unsqueeze(0).expand(self.samples, *a.shape)
+            lam = self.lam(progress)
+            if lam > 0:
+                samples = samples + math.sqrt(lam) * _class_noise(cov, labels, self.samples)
+            logits = samples @ weight.T + bias  # (S, N, C)
+            targets = labels.expand(self.samples, -1)
+            return gm_loss(logits.flatten(0, 1), targets.flatten(), self.alpha(progress)).mean()
+
+
+def _class_noise(cov: torch.Tensor, labels: torch.Tensor, samples: int) -> torch.Tensor:
+    """``samples`` draws of N(0, Σ_y) for each label, shape (S, N, F), one Cholesky factor per class."""
+    factors = _psd_cholesky(cov)
+    noise = torch.randn(samples, labels.shape[0], cov.shape[-1], dtype=cov.dtype, device=cov.device)
+    for cls in labels.unique():
+        rows = labels == cls
+        noise[:, rows] = noise[:, rows] @ factors[cls].T
+    return noise
+
+
+def _psd_cholesky(cov: torch.Tensor) -> torch.Tensor:
+    """Cholesky factors of covariance matrices that may be singular (few samples): add jitter as needed."""
+    eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+    scale = cov.diagonal(dim1=-2, dim2=-1).mean(-1).clamp(min=1e-12).view(-1, 1, 1)
+    for jitter in (1e-6, 1e-4, 1e-2):
+        factor, info = torch.linalg.cholesky_ex(cov + jitter * scale * eye)
+        if not info.any():
+            return factor
+    return torch.linalg.cholesky(cov + 1e-1 * scale * eye)
+
+
+LOSSES = ("igmsda", "isda", "gm", "ce", "focal")
+
+
+def build_loss(
+    name: str,
+    num_classes: int,
+    feature_dim: int,
+    *,
+    lambda0: float = 0.5,
+    alpha0: float = 2.5,
+    gm_samples: int = 8,
+    focal_gamma: float = 2.0,
+) -> FeatureLoss:
+    """The training loss registered under ``name`` (one of ``LOSSES``)."""
+    if name == "ce":
+        return CrossEntropy()
+    if name == "focal":
+        return FocalLoss(focal_gamma)
+    if name == "isda":
+        return ISDALoss(num_classes, feature_dim, lambda0, alpha0)
+    if name == "igmsda":
+        return IGMSDALoss(num_classes, feature_dim, lambda0, alpha0)
+    if name == "gm":
+        return ExplicitGMLoss(num_classes, feature_dim, lambda0, alpha0, gm_samples)
+    raise UsageError(f"unknown loss '{name}': choose one of {', '.join(LOSSES)}")

@@ -1,0 +1,159 @@
+"""Backbone factory: torchvision networks split into a feature extractor and a linear classifier.
+
+Every model built here exposes ``features(x) -> (N, F)`` and ``classifier: nn.Linear(F, C)``, which is
+what the ISDA family of losses needs: they augment the features ``a`` and read ``W`` and ``b`` off
+the classifier.  ``forward(x) == classifier(features(x))``.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from crackcli.errors import CrackError, UsageError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to cut one torchvision architecture into body and head."""
+
+    head: str  # dotted path of the final nn.Linear that becomes ``classifier``
+    global_ops: bool  # squeeze-excitation or similar: per-location (dense) scanning does not apply
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "resnet18": BackboneSpec("fc", global_ops=False),
+    "resnet34": BackboneSpec("fc", global_ops=False),
+    "resnet50": BackboneSpec("fc", global_ops=False),
+    "resnet101": BackboneSpec("fc", global_ops=False),
+    "vgg16": BackboneSpec("classifier.6", global_ops=False),
+    "vgg16_bn": BackboneSpec("classifier.6", global_ops=False),
+    "mobilenet_v3_small": BackboneSpec("classifier.3", global_ops=True),
+    "mobilenet_v3_large": BackboneSpec("classifier.3", global_ops=True),
+    "efficientnet_b0": BackboneSpec("classifier.1", global_ops=True),
+}
+
+
+class CrackNet(nn.Module):
+    """A torchvision backbone whose last linear layer was lifted out as ``classifier``."""
+
+    def __init__(self, backbone: str, body: nn.Module, feature_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.feature_dim = feature_dim
+        self.num_classes = num_classes
+        self.body = body
+        self.classifier = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Deep features ``a`` of shape (N, F), the input of the classifier."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def _split_module(root: nn.Module, dotted: str) -> tuple[nn.Module, str]:
+    parent_path, _, name = dotted.rpartition(".")
+    parent = root.get_submodule(parent_path) if parent_path else root
+    return parent, name
+
+
+def _head_key_map(spec: BackboneSpec) -> dict[str, str]:
+    """Keys of the torchvision head in a torchvision state dict -> keys in a CrackNet state dict."""
+    return {f"{spec.head}.weight": "classifier.weight", f"{spec.head}.bias": "classifier.bias"}
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise UsageError(f"unknown backbone '{name}': choose one of {', '.join(BACKBONES)}") from None
+
+
+def build_model(backbone: str, num_classes: int, weights: str | Path | None = None) -> CrackNet:
+    """Build ``backbone`` with a ``num_classes``-way classifier.
+
+    ``weights`` is ``None``/``"none"`` (random init), ``"imagenet"`` (torchvision's download) or the
+    path of a state-dict file: torchvision layout, or a CrackNet/``crack train`` checkpoint.  A head
+    whose shape does not match ``num_classes`` is left freshly initialised.
+    """
+    spec = backbone_spec(backbone)
+    if num_classes < 2:
+        raise UsageError(f"a classifier needs at least 2 classes, got {num_classes}")
+    net = torchvision.models.get_model(backbone, weights=None)
+    parent, name = _split_module(net, spec.head)
+    head = getattr(parent, name)
+    setattr(parent, name, nn.Identity())
+    model = CrackNet(backbone, net, head.in_features, num_classes)
+
+    if weights is None or str(weights) == "none":
+        return model
+    if str(weights) == "imagenet":
+        state = _download_imagenet_state(backbone)
+    else:
+        state = load_state_file(Path(weights))
+    load_backbone_state(model, state)
+    return model
+
+
+def _download_imagenet_state(backbone: str) -> dict[str, torch.Tensor]:
+    enum = torchvision.models.get_model_weights(backbone).DEFAULT
+    try:
+        return enum.get_state_dict(progress=False)
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        raise CrackError(
+            f"could not download ImageNet weights for {backbone} ({exc.__class__.__name__}; offline?): "
+            f"fetch {enum.url} on a connected machine and pass it with --weights PATH"
+        ) from None
+
+
+def load_state_file(path: Path) -> dict[str, torch.Tensor]:
+    """Read a state dict without running code (``weights_only=True``)."""
+    if not path.is_file():
+        raise CrackError(f"{path}: weights file not found; pass 'none', 'imagenet' or an existing file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means the file is not a safe state dict
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise CrackError(
+            f"{path}: not a plain PyTorch state dict ({first_line[:160]}); "
+            "only tensors and plain data are loaded, never code"
+        ) from None
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]  # a `crack train` checkpoint
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CrackError(f"{path}: no state dict of tensors inside; expected a torchvision or crack weights file")
+    return obj
+
+
+def load_backbone_state(model: CrackNet, state: dict[str, torch.Tensor]) -> None:
+    """Load torchvision- or CrackNet-layout weights; a head of another class count is skipped."""
+    spec = BACKBONES[model.backbone]
+    if not any(k.startswith("body.") for k in state):
+        heads = _head_key_map(spec)
+        state = {heads.get(k, f"body.{k}"): v for k, v in state.items()}
+    own = model.state_dict()
+    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if any(not k.startswith("classifier.") for k in mismatched):
+        raise CrackError(
+            f"weights do not fit {model.backbone}: {mismatched[0]} has another shape; "
+            "were they saved from a different backbone?"
+        )
+    state = {k: v for k, v in state.items() if k not in mismatched}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    body_missing = [k for k in missing if not k.startswith("classifier.")]
+    if body_missing or unexpected:
+        example = (body_missing or unexpected)[0]
+        raise CrackError(
+            f"weights do not fit {model.backbone} (e.g. '{example}' "
+            f"{'missing' if body_missing else 'unexpected'}); were they saved from a different backbone?"
+        )
