@@ -37,8 +37,9 @@ class CovarianceEstimator(nn.Module):
 
     Equivalent to the population mean and covariance of all features passed to ``update`` so far, as
     in ISDA's estimator.  Statistics are float32 and outside autograd.  Under ``torch.distributed``
-    the per-batch counts, sums and centred second moments are all-reduced first, so every rank holds
-    the same ``covariance``.  Memory is O(C·F²) plus O(C·N·F) per update.
+    every rank first gathers the whole global batch (N·F floats per rank, far less traffic than
+    all-reducing C·F² second moments) and applies the same update, so all ranks hold the same
+    ``covariance``.  Memory is O(C·F²) plus O(N·F) per update; classes absent from a batch are untouched.
     """
 
     count: torch.Tensor
@@ -58,36 +59,42 @@ class CovarianceEstimator(nn.Module):
     @torch.no_grad()
     def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         with _autocast_off(features.device):
-            self._update(features.detach().to(self.mean.dtype), labels)
+            x, labels = _gather_global_batch(features.detach().to(self.mean.dtype), labels)
+            for cls in labels.unique().tolist():
+                self._update_class(cls, x[labels == cls])
 
-    def _update(self, x: torch.Tensor, labels: torch.Tensor) -> None:
-        onehot = F.one_hot(labels, self.num_classes).to(x.dtype)  # (N, C)
-        batch_count = onehot.sum(0)
-        batch_sum = onehot.T @ x
-        _all_reduce(batch_count, batch_sum)
-        batch_mean = batch_sum / batch_count.clamp(min=1).unsqueeze(1)
-
-        # Centred second moments around the (global) batch mean are exact and numerically stable.
-        centred = x - batch_mean[labels]
-        weighted = onehot.T.unsqueeze(2) * centred.unsqueeze(0)  # (C, N, F)
-        scatter = weighted.transpose(1, 2) @ centred  # (C, F, F)
-        _all_reduce(scatter)
-
-        total = self.count + batch_count
-        share = (batch_count / total.clamp(min=1)).view(-1, 1, 1)  # 0 for classes absent from the batch
-        batch_cov = scatter / batch_count.clamp(min=1).view(-1, 1, 1)
-        delta = (self.mean - batch_mean).unsqueeze(2)
-        self.covariance.mul_(1 - share).add_(share * batch_cov).add_(
-            share * (1 - share) * (delta @ delta.transpose(1, 2))
-        )
-        self.mean.add_(share.view(-1, 1) * (batch_mean - self.mean))
-        self.count.copy_(total)
+    def _update_class(self, cls: int, x: torch.Tensor) -> None:
+        n = x.shape[0]
+        total = self.count[cls] + n
+        share = n / total
+        batch_mean = x.mean(0)
+        delta = self.mean[cls] - batch_mean
+        # Σ' = (1-s)·Σ + s·Σ_batch + s(1-s)·δδᵀ as one rank-(n+1) update: a single pass over the F×F matrix.
+        rows = torch.cat([(x - batch_mean) * (share / n).sqrt(), delta.unsqueeze(0) * (share * (1 - share)).sqrt()])
+        self.covariance[cls].addmm_(rows.T, rows, beta=float(1 - share))
+        self.mean[cls].add_(share * (batch_mean - self.mean[cls]))
+        self.count[cls] = total
 
 
-def _all_reduce(*tensors: torch.Tensor) -> None:
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        for t in tensors:
-            dist.all_reduce(t)
+def _gather_global_batch(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The concatenated batches of all ranks (the local batch when not distributed)."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return x, labels
+    world = dist.get_world_size()
+    size = torch.tensor([x.shape[0]], device=x.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    padded_x = torch.zeros(longest, x.shape[1], dtype=x.dtype, device=x.device)
+    padded_x[: x.shape[0]] = x
+    padded_y = torch.full((longest,), -1, dtype=labels.dtype, device=labels.device)
+    padded_y[: labels.shape[0]] = labels
+    all_x = [torch.empty_like(padded_x) for _ in range(world)]
+    all_y = [torch.empty_like(padded_y) for _ in range(world)]
+    dist.all_gather(all_x, padded_x)
+    dist.all_gather(all_y, padded_y)
+    keep = torch.cat(all_y) >= 0
+    return torch.cat(all_x)[keep], torch.cat(all_y)[keep]
 
 
 def _upcast(*tensors: torch.Tensor) -> list[torch.Tensor]:
