@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Optional
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -69,6 +71,102 @@ def info(
     cpu = report["cpu"]
     table.add_row("cpu threads", f"{cpu['usable_cpus']} usable of {cpu['logical_cpus']}, torch uses {cpu['torch_threads']}")
     out.print(table)
+
+
+@contextmanager
+def progress_bar(total: int, description: str, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on an interactive stderr; silent in pipes and with --quiet."""
+    if quiet or not err.is_terminal:
+        yield lambda advance: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda advance: bar.advance(task, advance)
+
+
+def report_failures(failures: list[tuple[str, str]]) -> None:
+    for _, message in failures:
+        print(f"crack: error: {message}", file=sys.stderr)
+
+
+@app.command()
+def prepare(
+    sources: Annotated[list[str], typer.Argument(help="Photos, folders (searched recursively) or globs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for patches and manifest.csv.")],
+    size: Annotated[int, typer.Option(help="Patch size in pixels.")] = 224,
+    stride: Annotated[Optional[int], typer.Option(help="Step between patches [default: --size, no overlap].")] = None,
+    edge: Annotated[str, typer.Option(help="Border rule: shift (last patch moved inside), pad (reflect) or drop.")] = "shift",
+    labels: Annotated[str, typer.Option(help="folder (parent folder name), mask (--masks) or none.")] = "folder",
+    masks: Annotated[Optional[Path], typer.Option(help="Folder of crack masks named like the photos.")] = None,
+    crack_min: Annotated[float, typer.Option(help="Crack-pixel fraction from which a patch is 'crack'.")] = 0.005,
+    split: Annotated[Optional[str], typer.Option(help="train:val[:test] ratios per photo, e.g. 3:1:1.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    image_format: Annotated[str, typer.Option("--format", help="png or jpg.")] = "png",
+    quality: Annotated[int, typer.Option(help="JPEG quality with --format jpg.")] = 95,
+    workers: Annotated[int, typer.Option(help="Threads for decoding and writing [default: usable CPUs].")] = 0,
+    max_pixels: Annotated[int, typer.Option(help="Refuse photos above this many pixels (bomb guard).")] = 300_000_000,
+    overwrite: Annotated[bool, typer.Option(help="Rewrite patches that already exist.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
+) -> None:
+    """Cut photos into square patches, label them by folder or mask, and split them by photo."""
+    from crackcli.prepare import Preparer, PrepareOptions, parse_split
+
+    options = PrepareOptions(
+        out=out, size=size, stride=stride, edge=edge, labels=labels, masks=masks, crack_min=crack_min,
+        split=parse_split(split) if split else None, seed=seed, image_format=image_format, quality=quality,
+        workers=workers, overwrite=overwrite, max_pixels=max_pixels,
+    )
+    preparer = Preparer(options)
+    photos, _ = preparer.plan(sources)
+    with progress_bar(len(photos), "prepare", quiet or as_json) as advance:
+        preparer.progress = advance
+        summary = preparer.run(sources)
+    report_failures(summary.failures)
+    result = summary.as_dict()
+    if as_json:
+        print(json.dumps(result))
+    elif not quiet:
+        table = Table(title=f"{result['photos']} photos → {result['patches']} patches in {out}")
+        for column in ("split", "label", "patches"):
+            table.add_column(column)
+        for split_name, per_label in result["per_split"].items():
+            for label, count in per_label.items():
+                table.add_row(split_name, label, str(count))
+        err.print(table)
+        err.print(
+            f"written {result['written']}, already there {result['skipped_existing']}, "
+            f"ambiguous (skipped) {result['skipped_ambiguous']}, failed inputs {len(summary.failures)}"
+        )
+    if summary.failures:
+        raise typer.Exit(EXIT_FAILED_INPUTS)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder for images/, masks/ (cracks) and scratches/.")],
+    count: Annotated[int, typer.Option(help="Number of photos.")] = 4,
+    width: Annotated[int, typer.Option(help="Photo width in pixels.")] = 1600,
+    height: Annotated[int, typer.Option(help="Photo height in pixels.")] = 1200,
+    seed: Annotated[int, typer.Option(help="Seed of the first photo; photo i uses seed + i.")] = 0,
+    image_format: Annotated[str, typer.Option("--format", help="jpg or png.")] = "jpg",
+    quality: Annotated[int, typer.Option(help="JPEG quality.")] = 90,
+    overwrite: Annotated[bool, typer.Option(help="Replace photos that already exist.")] = False,
+) -> None:
+    """Write synthetic concrete photos with crack and scratch masks (for tests, demos, studies)."""
+    from crackcli.synth import write_synthetic_set
+
+    if image_format not in ("jpg", "png") or count < 1 or width < 16 or height < 16:
+        raise UsageError("synth needs --format jpg|png, --count ≥ 1 and a size of at least 16×16")
+    existing = [p for p in (out / "images").glob(f"synth_*.{image_format}")] if (out / "images").is_dir() else []
+    if existing and not overwrite:
+        raise UsageError(f"{out}/images already holds synthetic photos; pass --overwrite or another folder")
+    written = write_synthetic_set(out, count, width, height, seed, f".{image_format}", quality)
+    print(f"wrote {len(written)} photos to {out / 'images'} with masks in {out / 'masks'}", file=sys.stderr)
 
 
 def fail(message: str, code: int = EXIT_FAILED_INPUTS) -> typer.Exit:

@@ -49,11 +49,17 @@ def onnxruntime_providers() -> list[str]:
     return list(onnxruntime.get_available_providers())
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity and container limits), not all the host has."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_threads() -> dict[str, int]:
     import torch
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return {"logical_cpus": os.cpu_count() or 1, "usable_cpus": usable, "torch_threads": torch.get_num_threads()}
+    return {"logical_cpus": os.cpu_count() or 1, "usable_cpus": usable_cpus(), "torch_threads": torch.get_num_threads()}
 
 
 def environment_report() -> dict[str, object]:

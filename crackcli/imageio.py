@@ -1,0 +1,122 @@
+"""Robust image reading and atomic writing.
+
+Photos come from cameras, drives and colleagues: any of JPEG, PNG, TIFF (8 or 16 bit), BMP or WebP,
+gray, RGBA or CMYK, rotated by EXIF.  ``read_rgb`` returns every one of them as an 8-bit RGB array
+in display orientation, or raises ``ImageReadError`` with a one-line reason and fix.  The header is
+checked against the pixel limit before any pixel is decoded (decompression-bomb guard).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from crackcli.errors import CrackError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+DEFAULT_MAX_PIXELS = 300_000_000
+
+# The pixel limit is ours (explicit, settable); Pillow only reads headers here.
+Image.MAX_IMAGE_PIXELS = None
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # silent: failures surface as ImageReadError, not as OpenCV log lines
+
+
+class ImageReadError(CrackError):
+    """A file that cannot be used as a photo; the message names the file and the fix."""
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the header alone, as stored (before EXIF rotation)."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(f"{path}: not a readable image ({_reason(exc)}); check the file or remove it") from None
+
+
+def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """Decode ``path`` to an (H, W, 3) uint8 RGB array with EXIF orientation applied."""
+    image = _decode(path, max_pixels, flags | cv2.IMREAD_ANYDEPTH)
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageReadError(f"{path}: unsupported sample type {image.dtype}; convert it to 8 or 16 bit")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_mask(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A crack mask as a boolean (H, W) array: pixels brighter than half scale are crack."""
+    image = _decode(path, max_pixels, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
+    half = 32768 if image.dtype == np.uint16 else 128
+    return image >= half
+
+
+def _decode(path: Path, max_pixels: int, flags: int) -> np.ndarray:
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image; pass the photos inside it or the folder alone")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot open ({_reason(exc)}); check the path and permissions") from None
+    if size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes); re-copy it from the camera or remove it")
+    width, height = image_size(path)
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"{path}: {width}×{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP "
+            "limit that guards against decompression bombs; raise --max-pixels if the photo is genuine"
+        )
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # any file name, unlike cv2.imread
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({_reason(exc)}); check permissions") from None
+    image = cv2.imdecode(data, flags)
+    if image is None or image.size == 0:
+        raise ImageReadError(f"{path}: cannot decode the pixels (truncated or corrupt?); re-copy the file")
+    return image
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:120] if text else exc.__class__.__name__
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def encode_image(rgb: np.ndarray, suffix: str, jpeg_quality: int = 95, png_compression: int = 1) -> bytes:
+    """Encode an RGB (or single-channel) array as ``suffix`` (".png", ".jpg")."""
+    params: list[int] = []
+    if suffix in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    elif suffix == ".png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
+    pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
+    ok, encoded = cv2.imencode(suffix, pixels, params)
+    if not ok:
+        raise CrackError(f"could not encode an image as {suffix}")
+    return encoded.tobytes()
+
+
+def write_image(path: Path, rgb: np.ndarray, **encode_options: int) -> None:
+    """Encode by ``path``'s suffix and write atomically."""
+    atomic_write_bytes(path, encode_image(rgb, path.suffix.lower(), **encode_options))

@@ -1,0 +1,331 @@
+"""`crack prepare`: cut photos into patches, label them (by folder or mask) and split by photo.
+
+Splits are assigned per source photo, so patches of one photo never land in two splits (no leakage
+between train and test).  Outputs are written atomically and a re-run skips patches that exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import os
+import random
+import re
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from crackcli.envinfo import usable_cpus
+from crackcli.errors import CrackError, UsageError
+from crackcli.imageio import DEFAULT_MAX_PIXELS, atomic_write_bytes, encode_image, is_image_path, read_mask, read_rgb
+from crackcli.tiling import EDGE_RULES, Window, crop, grid
+
+LABEL_MODES = ("folder", "mask", "none")
+SPLIT_NAMES = ("train", "val", "test")
+CRACK, NO_CRACK = "crack", "no_crack"
+MANIFEST_FIELDS = ("patch", "source", "x", "y", "size", "label", "split", "mask_fraction")
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    out: Path
+    size: int = 224
+    stride: int | None = None
+    edge: str = "shift"
+    labels: str = "folder"
+    masks: Path | None = None
+    crack_min: float = 0.005
+    split: tuple[float, ...] | None = None
+    seed: int = 0
+    image_format: str = "png"
+    quality: int = 95
+    workers: int = 0  # 0: one per usable CPU
+    overwrite: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class Photo:
+    path: Path
+    stem: str  # unique, filesystem-safe name used in patch names
+    label: str | None = None  # folder label
+    split: str | None = None
+
+
+@dataclass
+class PrepareSummary:
+    out: Path
+    photos: int = 0
+    patches: Counter = field(default_factory=Counter)  # (split or "", label or "") -> count
+    written: int = 0
+    existing: int = 0
+    ambiguous: int = 0  # mask fraction between 0 and --crack-min
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (input, message)
+
+    def as_dict(self) -> dict[str, object]:
+        per_split: dict[str, dict[str, int]] = {}
+        for (split, label), count in sorted(self.patches.items()):
+            per_split.setdefault(split or "all", {})[label or "unlabelled"] = count
+        return {
+            "out": str(self.out),
+            "photos": self.photos,
+            "patches": sum(self.patches.values()),
+            "per_split": per_split,
+            "written": self.written,
+            "skipped_existing": self.existing,
+            "skipped_ambiguous": self.ambiguous,
+            "failed": [{"input": name, "error": message} for name, message in self.failures],
+        }
+
+
+def parse_split(text: str) -> tuple[float, ...]:
+    """``"3:1:1"`` -> (0.6, 0.2, 0.2); two parts mean train:val."""
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        parts = []
+    if not 2 <= len(parts) <= 3 or any(p < 0 for p in parts) or sum(parts) <= 0 or parts[0] <= 0:
+        raise UsageError(f"--split '{text}': give train:val[:test] ratios such as 3:1:1")
+    total = sum(parts)
+    return tuple(p / total for p in parts)
+
+
+def collect_inputs(sources: Iterable[str], out: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files named by ``sources`` (files, folders searched recursively, globs), and the failures."""
+    out_resolved = out.resolve()
+    found: list[Path] = []
+    failures: list[tuple[str, str]] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            resolved = path.resolve()
+            if out_resolved == resolved or resolved in out_resolved.parents:
+                raise UsageError(f"--out {out} is inside the source folder {source}; choose an --out outside it")
+            found += sorted(p for p in _walk_files(path) if is_image_path(p))
+        elif path.is_file():
+            found.append(path)
+        elif glob.has_magic(source):
+            matches = sorted(Path(p) for p in glob.glob(source, recursive=True))
+            files = [p for p in matches if p.is_file() and is_image_path(p)]
+            if not files:
+                failures.append((source, f"{source}: no image matches this pattern"))
+            found += files
+        else:
+            failures.append((source, f"{source}: no such file or folder; check the path"))
+    unique = list(dict.fromkeys(found))
+    return unique, failures
+
+
+def _walk_files(folder: Path) -> Iterator[Path]:
+    # os.walk does not follow symlinked folders by default, so symlink loops cannot trap it.
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in files:
+            yield Path(root) / name
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_stems(paths: list[Path]) -> list[str]:
+    """Filesystem-safe, unique stems; clashing names get a short hash of their full path."""
+    stems = [_UNSAFE.sub("_", p.stem).strip("._") or "photo" for p in paths]
+    counts = Counter(stems)
+    return [
+        f"{stem}-{hashlib.sha1(str(p).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}" if counts[stem] > 1 else stem
+        for stem, p in zip(stems, paths)
+    ]
+
+
+def assign_splits(photos: list[Photo], ratios: tuple[float, ...], seed: int) -> None:
+    """Shuffle photos (per folder class when there is one) and cut them by ``ratios``."""
+    groups: dict[str | None, list[Photo]] = {}
+    for photo in sorted(photos, key=lambda p: str(p.path)):
+        groups.setdefault(photo.label, []).append(photo)
+    rng = random.Random(seed)
+    for members in groups.values():
+        rng.shuffle(members)
+        counts = _apportion(len(members), ratios)
+        start = 0
+        for name, count in zip(SPLIT_NAMES, counts):
+            for photo in members[start : start + count]:
+                photo.split = name
+            start += count
+
+
+def _apportion(total: int, ratios: tuple[float, ...]) -> list[int]:
+    """Largest-remainder rounding; train always gets at least one photo."""
+    exact = [total * r for r in ratios]
+    counts = [int(e) for e in exact]
+    by_remainder = sorted(range(len(ratios)), key=lambda i: exact[i] - counts[i], reverse=True)
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    if total and counts[0] == 0:
+        donor = max(range(len(counts)), key=lambda i: counts[i])
+        counts[donor] -= 1
+        counts[0] += 1
+    return counts
+
+
+def find_mask(masks_dir: Path, stem: str) -> Path | None:
+    for candidate in sorted(masks_dir.glob(f"{glob.escape(stem)}.*")):
+        if is_image_path(candidate):
+            return candidate
+    return None
+
+
+@dataclass
+class _Patch:
+    window: Window
+    label: str | None
+    fraction: float | None
+
+
+def label_windows(
+    windows: list[Window], photo: Photo, mask: np.ndarray | None, crack_min: float
+) -> tuple[list[_Patch], int]:
+    """Labels per window, and how many were ambiguous (0 < crack fraction < crack_min) and skipped."""
+    if mask is None:
+        return [_Patch(w, photo.label, None) for w in windows], 0
+    patches, ambiguous = [], 0
+    for window in windows:
+        fraction = float(np.count_nonzero(crop(mask, window))) / (window.size * window.size)
+        if fraction >= crack_min:
+            patches.append(_Patch(window, CRACK, fraction))
+        elif fraction == 0:
+            patches.append(_Patch(window, NO_CRACK, fraction))
+        else:
+            ambiguous += 1
+    return patches, ambiguous
+
+
+class Preparer:
+    """Runs one `crack prepare` job; ``progress(advance)`` is called once per photo finished."""
+
+    def __init__(self, options: PrepareOptions, progress: Callable[[int], None] | None = None) -> None:
+        if options.edge not in EDGE_RULES:
+            raise UsageError(f"--edge {options.edge}: choose one of {', '.join(EDGE_RULES)}")
+        if options.labels not in LABEL_MODES:
+            raise UsageError(f"--labels {options.labels}: choose one of {', '.join(LABEL_MODES)}")
+        if options.labels == "mask" and (options.masks is None or not options.masks.is_dir()):
+            raise UsageError("--labels mask needs --masks DIR, an existing folder of same-stem mask files")
+        if options.size < 8 or (options.stride is not None and options.stride < 1):
+            raise UsageError("--size must be at least 8 and --stride at least 1")
+        if options.image_format not in ("png", "jpg"):
+            raise UsageError(f"--format {options.image_format}: choose png or jpg")
+        self.options = options
+        self.progress = progress or (lambda advance: None)
+        self.suffix = f".{options.image_format}"
+
+    def plan(self, sources: Iterable[str]) -> tuple[list[Photo], PrepareSummary]:
+        paths, failures = collect_inputs(sources, self.options.out)
+        summary = PrepareSummary(out=self.options.out, failures=failures)
+        photos = [Photo(p, s) for p, s in zip(paths, safe_stems(paths))]
+        if self.options.labels == "folder":
+            for photo in photos:
+                photo.label = _UNSAFE.sub("_", photo.path.parent.name) or "unlabelled"
+        if self.options.split:
+            assign_splits(photos, self.options.split, self.options.seed)
+        return photos, summary
+
+    def run(self, sources: Iterable[str]) -> PrepareSummary:
+        photos, summary = self.plan(sources)
+        if not photos and not summary.failures:
+            summary.failures.append(("", "no images found in the inputs; pass photo files, folders or globs"))
+        rows: list[dict[str, object]] = []
+        with ThreadPoolExecutor(max_workers=self.options.workers or usable_cpus()) as pool:
+            # Decode the next photo while the current one's patches are being encoded and written.
+            pending: Future | None = pool.submit(self._load, photos[0]) if photos else None
+            for index, photo in enumerate(photos):
+                loaded = pending
+                pending = pool.submit(self._load, photos[index + 1]) if index + 1 < len(photos) else None
+                try:
+                    image, mask = loaded.result()
+                    rows += self._slice(pool, photo, image, mask, summary)
+                    summary.photos += 1
+                except CrackError as exc:
+                    summary.failures.append((str(photo.path), str(exc)))
+                del loaded
+                self.progress(1)
+        if rows or summary.photos:
+            self._write_manifest(rows)
+        return summary
+
+    def _load(self, photo: Photo) -> tuple[np.ndarray, np.ndarray | None]:
+        image = read_rgb(photo.path, self.options.max_pixels)
+        mask = None
+        if self.options.labels == "mask":
+            assert self.options.masks is not None
+            mask_path = find_mask(self.options.masks, photo.path.stem)
+            if mask_path is None:
+                raise CrackError(
+                    f"{photo.path}: no mask named {photo.path.stem}.* in {self.options.masks}; add it or leave the photo out"
+                )
+            mask = read_mask(mask_path, self.options.max_pixels)
+            if mask.shape != image.shape[:2]:
+                raise CrackError(
+                    f"{mask_path}: mask is {mask.shape[1]}×{mask.shape[0]} but the photo {photo.path} is "
+                    f"{image.shape[1]}×{image.shape[0]}; masks must match their photo pixel for pixel"
+                )
+            mask = mask.view(np.uint8)
+        return image, mask
+
+    def _slice(
+        self, pool: ThreadPoolExecutor, photo: Photo, image: np.ndarray, mask: np.ndarray | None, summary: PrepareSummary
+    ) -> list[dict[str, object]]:
+        opts = self.options
+        height, width = image.shape[:2]
+        windows = grid(width, height, opts.size, opts.stride or opts.size, opts.edge)
+        if not windows:
+            raise CrackError(
+                f"{photo.path}: {width}×{height} is smaller than a {opts.size}-pixel patch; "
+                "use --edge pad or a smaller --size"
+            )
+        patches, ambiguous = label_windows(windows, photo, mask, opts.crack_min)
+        summary.ambiguous += ambiguous
+        rows, jobs = [], []
+        for patch in patches:
+            relative = self._patch_path(photo, patch)
+            target = opts.out / relative
+            if target.exists() and not opts.overwrite:
+                summary.existing += 1
+            else:
+                jobs.append(pool.submit(self._write_patch, target, crop(image, patch.window)))
+            summary.patches[(photo.split or "", patch.label or "")] += 1
+            rows.append(
+                {
+                    "patch": relative.as_posix(),
+                    "source": str(photo.path),
+                    "x": patch.window.x,
+                    "y": patch.window.y,
+                    "size": patch.window.size,
+                    "label": patch.label or "",
+                    "split": photo.split or "",
+                    "mask_fraction": "" if patch.fraction is None else f"{patch.fraction:.6f}",
+                }
+            )
+        for job in jobs:
+            job.result()
+        summary.written += len(jobs)
+        return rows
+
+    def _patch_path(self, photo: Photo, patch: _Patch) -> Path:
+        folder = Path(*(part for part in (photo.split, patch.label) if part))
+        return folder / f"{photo.stem}_x{patch.window.x}_y{patch.window.y}{self.suffix}"
+
+    def _write_patch(self, target: Path, pixels: np.ndarray) -> None:
+        data = encode_image(pixels, self.suffix, jpeg_quality=self.options.quality)
+        atomic_write_bytes(target, data)
+
+    def _write_manifest(self, rows: list[dict[str, object]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(self.options.out / "manifest.csv", buffer.getvalue().encode("utf-8", "surrogateescape"))
