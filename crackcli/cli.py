@@ -5,6 +5,7 @@ Exit codes: 0 done; 1 some inputs failed (the others were processed); 2 usage er
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from contextlib import contextmanager
@@ -33,6 +34,21 @@ err = Console(stderr=True)
 out = Console()
 
 
+def user_errors(command: Callable) -> Callable:
+    """Errors a user can cause end as one line on stderr with exit 2 (usage) or 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UsageError as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
+        except CrackError as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper
+
+
 def _version_callback(value: bool) -> None:
     if value:
         print(f"crack {__version__}")
@@ -50,6 +66,7 @@ def root(
 
 
 @app.command()
+@user_errors
 def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
@@ -94,6 +111,7 @@ def report_failures(failures: list[tuple[str, str]]) -> None:
 
 
 @app.command()
+@user_errors
 def prepare(
     sources: Annotated[list[str], typer.Argument(help="Photos, folders (searched recursively) or globs.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for patches and manifest.csv.")],
@@ -147,6 +165,7 @@ def prepare(
 
 
 @app.command()
+@user_errors
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder for images/, masks/ (cracks) and scratches/.")],
     count: Annotated[int, typer.Option(help="Number of photos.")] = 4,
@@ -176,13 +195,9 @@ def fail(message: str, code: int = EXIT_FAILED_INPUTS) -> typer.Exit:
 
 
 def main() -> None:
-    """Entry point: user-caused errors end as one line on stderr, never a traceback."""
+    """Entry point of the `crack` script and `python -m crackcli`."""
     try:
         app()
-    except UsageError as exc:
-        raise SystemExit(fail(str(exc), EXIT_USAGE).exit_code) from None
-    except CrackError as exc:
-        raise SystemExit(fail(str(exc)).exit_code) from None
     except KeyboardInterrupt:
         print("crack: interrupted", file=sys.stderr)
         raise SystemExit(130) from None

@@ -38,9 +38,11 @@ def axis_origins(length: int, size: int, stride: int, edge: str) -> list[int]:
     if edge not in EDGE_RULES:
         raise ValueError(f"unknown edge rule '{edge}': choose one of {', '.join(EDGE_RULES)}")
     if edge == "pad":
-        # Enough strides to reach the border; at least one window even on a tiny photo.
-        count = max(1, -(-(length - size) // stride) + 1) if length > size else 1
-        return [i * stride for i in range(count)]
+        # Stride on until a window reaches the border; every window starts inside the photo.
+        origins = [0]
+        while origins[-1] + size < length and origins[-1] + stride < length:
+            origins.append(origins[-1] + stride)
+        return origins
     if length < size:
         return []
     origins = list(range(0, length - size + 1, stride))

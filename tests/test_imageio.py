@@ -1,0 +1,94 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from crackcli.imageio import ImageReadError, atomic_write_bytes, read_mask, read_rgb, write_image
+
+
+def pixels(h=40, w=60, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_png_round_trip_is_exact(tmp_path):
+    data = pixels()
+    write_image(tmp_path / "a.png", data)
+    np.testing.assert_array_equal(read_rgb(tmp_path / "a.png"), data)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    data = pixels(30, 50)
+    image = Image.fromarray(data)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90° clockwise for display
+    image.save(tmp_path / "r.jpg", exif=exif, quality=100)
+    assert read_rgb(tmp_path / "r.jpg").shape == (50, 30, 3)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "I;16"])
+def test_modes_become_rgb_uint8(tmp_path, mode):
+    base = Image.fromarray(pixels())
+    image = base.convert("L").convert("I;16") if mode == "I;16" else base.convert(mode)
+    suffix = ".jpg" if mode == "CMYK" else ".tiff" if mode == "I;16" else ".png"
+    image.save(tmp_path / f"m{suffix}")
+    out = read_rgb(tmp_path / f"m{suffix}")
+    assert out.shape == (40, 60, 3) and out.dtype == np.uint8
+
+
+def test_16_bit_rgb_tiff_is_scaled_to_8_bit(tmp_path):
+    import cv2
+
+    data = pixels()
+    cv2.imwrite(str(tmp_path / "deep.tiff"), data[..., ::-1].astype(np.uint16) * 257)
+    np.testing.assert_array_equal(read_rgb(tmp_path / "deep.tiff"), data)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"", "empty file"), (b"not an image at all", "not a readable image")],
+)
+def test_bad_files_name_the_file_and_reason(tmp_path, content, reason):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ImageReadError, match=reason) as info:
+        read_rgb(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_truncated_files_are_refused(tmp_path, suffix):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels(200, 200)).save(buffer, format="JPEG" if suffix == ".jpg" else "PNG")
+    path = tmp_path / f"cut{suffix}"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ImageReadError, match="truncated"):
+        read_rgb(path)
+
+
+def test_pixel_limit_is_checked_before_decoding(tmp_path):
+    write_image(tmp_path / "big.png", pixels(100, 100))
+    with pytest.raises(ImageReadError, match="max-pixels"):
+        read_rgb(tmp_path / "big.png", max_pixels=5000)
+
+
+def test_folder_with_image_name_is_refused(tmp_path):
+    (tmp_path / "looks.jpg").mkdir()
+    with pytest.raises(ImageReadError, match="is a folder"):
+        read_rgb(tmp_path / "looks.jpg")
+
+
+def test_mask_threshold(tmp_path):
+    mask = np.zeros((10, 10), np.uint8)
+    mask[2:4] = 255
+    mask[5] = 100  # dim pixels are not crack
+    write_image(tmp_path / "m.png", mask)
+    assert read_mask(tmp_path / "m.png").sum() == 20
+
+
+def test_atomic_write_leaves_no_part_file(tmp_path):
+    target = tmp_path / "sub" / "file.bin"
+    atomic_write_bytes(target, b"abc")
+    atomic_write_bytes(target, b"defg")
+    assert target.read_bytes() == b"defg"
+    assert [p.name for p in target.parent.iterdir()] == ["file.bin"]
