@@ -181,10 +181,7 @@ def synth(
 
     if image_format not in ("jpg", "png") or count < 1 or width < 16 or height < 16:
         raise UsageError("synth needs --format jpg|png, --count ≥ 1 and a size of at least 16×16")
-    existing = [p for p in (out / "images").glob(f"synth_*.{image_format}")] if (out / "images").is_dir() else []
-    if existing and not overwrite:
-        raise UsageError(f"{out}/images already holds synthetic photos; pass --overwrite or another folder")
-    written = write_synthetic_set(out, count, width, height, seed, f".{image_format}", quality)
+    written = write_synthetic_set(out, count, width, height, seed, f".{image_format}", quality, overwrite)
     print(f"wrote {len(written)} photos to {out / 'images'} with masks in {out / 'masks'}", file=sys.stderr)
 
 

@@ -26,6 +26,16 @@ Image.MAX_IMAGE_PIXELS = None
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # silent: failures surface as ImageReadError, not as OpenCV log lines
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; outputs get the permissions any normally created file would have.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
 class ImageReadError(CrackError):
     """A file that cannot be used as a photo; the message names the file and the fix."""
 
@@ -97,6 +107,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

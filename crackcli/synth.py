@@ -161,18 +161,33 @@ def _draw_joint(rng: np.random.Generator, gray: np.ndarray) -> None:
 
 
 def write_synthetic_set(
-    out_dir: Path, count: int, width: int, height: int, seed: int, suffix: str = ".jpg", quality: int = 90
+    out_dir: Path,
+    count: int,
+    width: int,
+    height: int,
+    seed: int,
+    suffix: str = ".jpg",
+    quality: int = 90,
+    overwrite: bool = False,
 ) -> list[Path]:
-    """``count`` photos in ``out_dir/images`` with crack masks in ``masks`` and scratch masks in ``scratches``."""
+    """``count`` photos ``synth_<seed>`` in ``out_dir/images``, crack masks in ``masks``, scratch masks in ``scratches``.
+
+    Refuses (before writing anything) to replace an existing file unless ``overwrite``.
+    """
+    from crackcli.errors import UsageError
     from crackcli.imageio import write_image
 
-    written = []
-    for index in range(count):
+    names = [f"synth_{seed + index:04d}" for index in range(count)]
+    targets = [
+        (out_dir / "images" / f"{name}{suffix}", out_dir / "masks" / f"{name}.png", out_dir / "scratches" / f"{name}.png")
+        for name in names
+    ]
+    clash = next((path for group in targets for path in group if path.exists()), None)
+    if clash is not None and not overwrite:
+        raise UsageError(f"{clash} exists; pass --overwrite to replace it, or another --seed or folder")
+    for index, (image_path, mask_path, scratch_path) in enumerate(targets):
         photo = synthesize(width, height, seed + index)
-        name = f"synth_{seed + index:04d}"
-        image_path = out_dir / "images" / f"{name}{suffix}"
         write_image(image_path, photo.image, jpeg_quality=quality)
-        write_image(out_dir / "masks" / f"{name}.png", photo.crack_mask, png_compression=9)
-        write_image(out_dir / "scratches" / f"{name}.png", photo.scratch_mask, png_compression=9)
-        written.append(image_path)
-    return written
+        write_image(mask_path, photo.crack_mask, png_compression=9)
+        write_image(scratch_path, photo.scratch_mask, png_compression=9)
+    return [group[0] for group in targets]

@@ -92,3 +92,13 @@ def test_atomic_write_leaves_no_part_file(tmp_path):
     atomic_write_bytes(target, b"defg")
     assert target.read_bytes() == b"defg"
     assert [p.name for p in target.parent.iterdir()] == ["file.bin"]
+
+
+def test_atomic_write_respects_umask_not_mkstemp_private_mode(tmp_path):
+    import os
+
+    target = tmp_path / "shared.bin"
+    atomic_write_bytes(target, b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
