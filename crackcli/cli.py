@@ -140,10 +140,10 @@ def prepare(
         workers=workers, overwrite=overwrite, max_pixels=max_pixels,
     )
     preparer = Preparer(options)
-    photos, _ = preparer.plan(sources)
+    photos, planned = preparer.plan(sources)
     with progress_bar(len(photos), "prepare", quiet or as_json) as advance:
         preparer.progress = advance
-        summary = preparer.run(sources)
+        summary = preparer.execute(photos, planned)
     report_failures(summary.failures)
     result = summary.as_dict()
     if as_json:

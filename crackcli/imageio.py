@@ -60,7 +60,7 @@ def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, flags: int = cv2.
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise ImageReadError(f"{path}: unsupported sample type {image.dtype}; convert it to 8 or 16 bit")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: a 200 MP photo is 600 MB
 
 
 def read_mask(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -235,11 +235,15 @@ class Preparer:
         return photos, summary
 
     def run(self, sources: Iterable[str]) -> PrepareSummary:
-        photos, summary = self.plan(sources)
+        return self.execute(*self.plan(sources))
+
+    def execute(self, photos: list[Photo], summary: PrepareSummary) -> PrepareSummary:
+        """Slice the planned ``photos``; failures are collected in ``summary``, the batch goes on."""
         if not photos and not summary.failures:
             summary.failures.append(("", "no images found in the inputs; pass photo files, folders or globs"))
         rows: list[dict[str, object]] = []
-        with ThreadPoolExecutor(max_workers=self.options.workers or usable_cpus()) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.options.workers or usable_cpus())
+        try:
             # Decode the next photo while the current one's patches are being encoded and written.
             pending: Future | None = pool.submit(self._load, photos[0]) if photos else None
             for index, photo in enumerate(photos):
@@ -253,6 +257,9 @@ class Preparer:
                     summary.failures.append((str(photo.path), str(exc)))
                 del loaded
                 self.progress(1)
+        finally:
+            # On Ctrl-C, queued patches are dropped; those being written finish whole (atomic writes).
+            pool.shutdown(wait=True, cancel_futures=True)
         if rows or summary.photos:
             self._write_manifest(rows)
         return summary
