@@ -105,9 +105,13 @@ def progress_bar(total: int, description: str, quiet: bool) -> Iterator[Callable
         yield lambda advance: bar.advance(task, advance)
 
 
+def print_error(message: str) -> None:
+    print(f"crack: error: {message}", file=sys.stderr)
+
+
 def report_failures(failures: list[tuple[str, str]]) -> None:
     for _, message in failures:
-        print(f"crack: error: {message}", file=sys.stderr)
+        print_error(message)
 
 
 @app.command()
@@ -187,7 +191,7 @@ def synth(
 
 def fail(message: str, code: int = EXIT_FAILED_INPUTS) -> typer.Exit:
     """Print one plain error line on stderr and return the exit to raise."""
-    print(f"crack: error: {message}", file=sys.stderr)
+    print_error(message)
     return typer.Exit(code)
 
 

@@ -53,9 +53,9 @@ def image_size(path: Path) -> tuple[int, int]:
         raise ImageReadError(f"{path}: not a readable image ({_reason(exc)}); check the file or remove it") from None
 
 
-def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode ``path`` to an (H, W, 3) uint8 RGB array with EXIF orientation applied."""
-    image = _decode(path, max_pixels, flags | cv2.IMREAD_ANYDEPTH)
+    image = _decode(path, max_pixels, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:

@@ -23,7 +23,7 @@ import numpy as np
 
 from crackcli.envinfo import usable_cpus
 from crackcli.errors import CrackError, UsageError
-from crackcli.imageio import DEFAULT_MAX_PIXELS, atomic_write_bytes, encode_image, is_image_path, read_mask, read_rgb
+from crackcli.imageio import DEFAULT_MAX_PIXELS, atomic_write_bytes, is_image_path, read_mask, read_rgb, write_image
 from crackcli.tiling import EDGE_RULES, Window, crop, grid
 
 LABEL_MODES = ("folder", "mask", "none")
@@ -303,7 +303,7 @@ class Preparer:
             if target.exists() and not opts.overwrite:
                 summary.existing += 1
             else:
-                jobs.append(pool.submit(self._write_patch, target, crop(image, patch.window)))
+                jobs.append(pool.submit(write_image, target, crop(image, patch.window), jpeg_quality=opts.quality))
             summary.patches[(photo.split or "", patch.label or "")] += 1
             rows.append(
                 {
@@ -325,10 +325,6 @@ class Preparer:
     def _patch_path(self, photo: Photo, patch: _Patch) -> Path:
         folder = Path(*(part for part in (photo.split, patch.label) if part))
         return folder / f"{photo.stem}_x{patch.window.x}_y{patch.window.y}{self.suffix}"
-
-    def _write_patch(self, target: Path, pixels: np.ndarray) -> None:
-        data = encode_image(pixels, self.suffix, jpeg_quality=self.options.quality)
-        atomic_write_bytes(target, data)
 
     def _write_manifest(self, rows: list[dict[str, object]]) -> None:
         buffer = io.StringIO()

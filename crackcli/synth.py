@@ -16,6 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from crackcli.errors import UsageError
+from crackcli.imageio import write_image
+
 
 @dataclass
 class SynthPhoto:
@@ -174,9 +177,6 @@ def write_synthetic_set(
 
     Refuses (before writing anything) to replace an existing file unless ``overwrite``.
     """
-    from crackcli.errors import UsageError
-    from crackcli.imageio import write_image
-
     names = [f"synth_{seed + index:04d}" for index in range(count)]
     targets = [
         (out_dir / "images" / f"{name}{suffix}", out_dir / "masks" / f"{name}.png", out_dir / "scratches" / f"{name}.png")
