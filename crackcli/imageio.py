@@ -1,4 +1,4 @@
-"""Robust image reading and atomic writing.
+"""Robust image reading and writing.
 
 Photos come from cameras, drives and colleagues: any of JPEG, PNG, TIFF (8 or 16 bit), BMP or WebP,
 gray, RGBA or CMYK, rotated by EXIF.  ``read_rgb`` returns every one of them as an 8-bit RGB array
@@ -9,13 +9,14 @@ checked against the pixel limit before any pixel is decoded (decompression-bomb 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from crackcli.atomic import atomic_write_bytes
 from crackcli.errors import CrackError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
@@ -26,22 +27,20 @@ Image.MAX_IMAGE_PIXELS = None
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # silent: failures surface as ImageReadError, not as OpenCV log lines
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# mkstemp creates 0600 files; outputs get the permissions any normally created file would have.
-_FILE_MODE = 0o666 & ~_current_umask()
-
-
 class ImageReadError(CrackError):
     """A file that cannot be used as a photo; the message names the file and the fix."""
 
 
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Every file under ``folder`` in a stable order, without following symlinked folders (no loops)."""
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(root) / name
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -98,20 +97,6 @@ def _decode(path: Path, max_pixels: int, flags: int) -> np.ndarray:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:120] if text else exc.__class__.__name__
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def encode_image(rgb: np.ndarray, suffix: str, jpeg_quality: int = 95, png_compression: int = 1) -> bytes:

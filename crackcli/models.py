@@ -3,6 +3,9 @@
 Every model built here exposes ``features(x) -> (N, F)`` and ``classifier: nn.Linear(F, C)``, which is
 what the ISDA family of losses needs: they augment the features ``a`` and read ``W`` and ``b`` off
 the classifier.  ``forward(x) == classifier(features(x))``.
+
+Inputs are RGB batches with values 0..255 (uint8 or float); the ImageNet-style normalisation is the
+first operation of the network, so a checkpoint, its ONNX export and the scanner cannot disagree on it.
 """
 
 from __future__ import annotations
@@ -45,20 +48,43 @@ BACKBONES: dict[str, BackboneSpec] = {
 class CrackNet(nn.Module):
     """A torchvision backbone whose last linear layer was lifted out as ``classifier``."""
 
-    def __init__(self, backbone: str, body: nn.Module, feature_dim: int, num_classes: int) -> None:
+    input_scale: torch.Tensor
+    input_shift: torch.Tensor
+
+    def __init__(
+        self,
+        backbone: str,
+        body: nn.Module,
+        feature_dim: int,
+        num_classes: int,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.feature_dim = feature_dim
         self.num_classes = num_classes
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        mean_t, std_t = torch.tensor(self.mean).view(1, 3, 1, 1), torch.tensor(self.std).view(1, 3, 1, 1)
+        # (x/255 - mean)/std as one multiply-add; not in the state dict: mean and std travel as metadata.
+        self.register_buffer("input_scale", 1.0 / (255.0 * std_t), persistent=False)
+        self.register_buffer("input_shift", -mean_t / std_t, persistent=False)
         self.body = body
         self.classifier = nn.Linear(feature_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Deep features ``a`` of shape (N, F), the input of the classifier."""
-        return self.body(x)
+        """Deep features ``a`` of shape (N, F) of an RGB batch with values 0..255."""
+        return self.body(x.to(self.input_scale.dtype) * self.input_scale + self.input_shift)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+    def forward(self, x: torch.Tensor, features_only: bool = False) -> torch.Tensor:
+        """Class logits (N, C), or the features (N, F) when training with a feature loss.
+
+        ``features_only`` lets DistributedDataParallel wrap the whole network while the loss applies
+        the classifier itself (it needs ``W`` and ``b``).
+        """
+        features = self.features(x)
+        return features if features_only else self.classifier(features)
 
 
 def _split_module(root: nn.Module, dotted: str) -> tuple[nn.Module, str]:
@@ -79,7 +105,13 @@ def backbone_spec(name: str) -> BackboneSpec:
         raise UsageError(f"unknown backbone '{name}': choose one of {', '.join(BACKBONES)}") from None
 
 
-def build_model(backbone: str, num_classes: int, weights: str | Path | None = None) -> CrackNet:
+def build_model(
+    backbone: str,
+    num_classes: int,
+    weights: str | Path | None = None,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
+) -> CrackNet:
     """Build ``backbone`` with a ``num_classes``-way classifier.
 
     ``weights`` is ``None``/``"none"`` (random init), ``"imagenet"`` (torchvision's download) or the
@@ -93,7 +125,7 @@ def build_model(backbone: str, num_classes: int, weights: str | Path | None = No
     parent, name = _split_module(net, spec.head)
     head = getattr(parent, name)
     setattr(parent, name, nn.Identity())
-    model = CrackNet(backbone, net, head.in_features, num_classes)
+    model = CrackNet(backbone, net, head.in_features, num_classes, mean, std)
 
     if weights is None or str(weights) == "none":
         return model

@@ -10,20 +10,27 @@ import csv
 import glob
 import hashlib
 import io
-import os
 import random
 import re
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 
+from crackcli.atomic import atomic_write_bytes
 from crackcli.envinfo import usable_cpus
 from crackcli.errors import CrackError, UsageError
-from crackcli.imageio import DEFAULT_MAX_PIXELS, atomic_write_bytes, is_image_path, read_mask, read_rgb, write_image
+from crackcli.imageio import (
+    DEFAULT_MAX_PIXELS,
+    is_image_path,
+    read_mask,
+    read_rgb,
+    walk_files,
+    write_image,
+)
 from crackcli.tiling import EDGE_RULES, Window, crop, grid
 
 LABEL_MODES = ("folder", "mask", "none")
@@ -107,7 +114,7 @@ def collect_inputs(sources: Iterable[str], out: Path) -> tuple[list[Path], list[
             resolved = path.resolve()
             if out_resolved == resolved or resolved in out_resolved.parents:
                 raise UsageError(f"--out {out} is inside the source folder {source}; choose an --out outside it")
-            found += sorted(p for p in _walk_files(path) if is_image_path(p))
+            found += sorted(p for p in walk_files(path) if is_image_path(p))
         elif path.is_file():
             found.append(path)
         elif glob.has_magic(source):
@@ -120,14 +127,6 @@ def collect_inputs(sources: Iterable[str], out: Path) -> tuple[list[Path], list[
             failures.append((source, f"{source}: no such file or folder; check the path"))
     unique = list(dict.fromkeys(found))
     return unique, failures
-
-
-def _walk_files(folder: Path) -> Iterator[Path]:
-    # os.walk does not follow symlinked folders by default, so symlink loops cannot trap it.
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in files:
-            yield Path(root) / name
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -3,7 +3,7 @@ import torch
 import torchvision
 
 from crackcli.errors import CrackError, UsageError
-from crackcli.models import BACKBONES, build_model
+from crackcli.models import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_model
 
 EXPECTED_FEATURES = {
     "resnet18": 512,
@@ -38,9 +38,12 @@ def test_torchvision_state_dict_loads_into_body_and_matching_head(tmp_path):
     path = tmp_path / "tv.pt"
     torch.save(reference.state_dict(), path)
     model = build_model("resnet18", num_classes=2, weights=path).eval()
-    x = torch.randn(1, 3, 64, 64)
+    pixels = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x))
+        # The network normalises 0..255 pixels itself, exactly as torchvision's reference expects them.
+        torch.testing.assert_close(model(pixels), reference((pixels / 255.0 - mean) / std), rtol=1e-4, atol=1e-5)
 
 
 def test_head_of_other_class_count_is_reinitialised_body_kept(tmp_path):

@@ -1,117 +1,17 @@
-"""The `crack` command line: parses options, calls the core, renders results, sets exit codes.
-
-Exit codes: 0 done; 1 some inputs failed (the others were processed); 2 usage error.
-"""
+"""`crack prepare` and `crack synth`: making patch datasets from photos."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Callable, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from crackcli import __version__
-from crackcli.errors import CrackError, UsageError
-
-EXIT_OK = 0
-EXIT_FAILED_INPUTS = 1
-EXIT_USAGE = 2
-
-app = typer.Typer(
-    name="crack",
-    help="Crack inspection toolkit: cut photos into patches, train, evaluate, export and scan.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-err = Console(stderr=True)
-out = Console()
-
-
-def user_errors(command: Callable) -> Callable:
-    """Errors a user can cause end as one line on stderr with exit 2 (usage) or 1, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except UsageError as exc:
-            raise fail(str(exc), EXIT_USAGE) from None
-        except CrackError as exc:
-            raise fail(str(exc)) from None
-
-    return wrapper
-
-
-def _version_callback(value: bool) -> None:
-    if value:
-        print(f"crack {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    version: Annotated[
-        Optional[bool],
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
-    ] = None,
-) -> None:
-    """Crack inspection toolkit for concrete photos."""
-
-
-@app.command()
-@user_errors
-def info(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
-) -> None:
-    """Show package versions, torch devices, ONNX Runtime providers and CPU threads."""
-    from crackcli.envinfo import environment_report
-
-    report = environment_report()
-    if as_json:
-        print(json.dumps(report))
-        return
-    table = Table(title=f"crack {__version__}", show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    for name, version in report["versions"].items():
-        table.add_row(name, version)
-    table.add_row("platform", str(report["platform"]))
-    table.add_row("torch devices", ", ".join(report["torch_devices"]))
-    table.add_row("onnxruntime providers (built in)", ", ".join(report["onnxruntime_providers"]))
-    cpu = report["cpu"]
-    table.add_row("cpu threads", f"{cpu['usable_cpus']} usable of {cpu['logical_cpus']}, torch uses {cpu['torch_threads']}")
-    out.print(table)
-
-
-@contextmanager
-def progress_bar(total: int, description: str, quiet: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on an interactive stderr; silent in pipes and with --quiet."""
-    if quiet or not err.is_terminal:
-        yield lambda advance: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda advance: bar.advance(task, advance)
-
-
-def print_error(message: str) -> None:
-    print(f"crack: error: {message}", file=sys.stderr)
-
-
-def report_failures(failures: list[tuple[str, str]]) -> None:
-    for _, message in failures:
-        print_error(message)
+from crackcli.cli.app import EXIT_FAILED_INPUTS, app, err, progress_bar, report_failures, user_errors
+from crackcli.errors import UsageError
 
 
 @app.command()
@@ -187,18 +87,3 @@ def synth(
         raise UsageError("synth needs --format jpg|png, --count ≥ 1 and a size of at least 16×16")
     written = write_synthetic_set(out, count, width, height, seed, f".{image_format}", quality, overwrite)
     print(f"wrote {len(written)} photos to {out / 'images'} with masks in {out / 'masks'}", file=sys.stderr)
-
-
-def fail(message: str, code: int = EXIT_FAILED_INPUTS) -> typer.Exit:
-    """Print one plain error line on stderr and return the exit to raise."""
-    print_error(message)
-    return typer.Exit(code)
-
-
-def main() -> None:
-    """Entry point of the `crack` script and `python -m crackcli`."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        print("crack: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None

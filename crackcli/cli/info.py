@@ -1,0 +1,37 @@
+"""`crack info`: what this installation can run on."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from crackcli import __version__
+from crackcli.cli.app import app, out, user_errors
+
+
+@app.command()
+@user_errors
+def info(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+) -> None:
+    """Show package versions, torch devices, ONNX Runtime providers and CPU threads."""
+    from crackcli.envinfo import environment_report
+
+    report = environment_report()
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"crack {__version__}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for name, version in report["versions"].items():
+        table.add_row(name, version)
+    table.add_row("platform", str(report["platform"]))
+    table.add_row("torch devices", ", ".join(report["torch_devices"]))
+    table.add_row("onnxruntime providers (built in)", ", ".join(report["onnxruntime_providers"]))
+    cpu = report["cpu"]
+    table.add_row("cpu threads", f"{cpu['usable_cpus']} usable of {cpu['logical_cpus']}, torch uses {cpu['torch_threads']}")
+    out.print(table)
