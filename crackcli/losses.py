@@ -179,7 +179,8 @@ class FeatureLoss(nn.Module):
 
 class CrossEntropy(FeatureLoss):
     def forward(self, features, labels, classifier, progress):
-        return F.cross_entropy(classifier(features), labels)
+        with _autocast_off(features.device):
+            return F.cross_entropy(classifier(*_upcast(features)), labels)
 
 
 class FocalLoss(FeatureLoss):
@@ -190,8 +191,9 @@ class FocalLoss(FeatureLoss):
         self.gamma = gamma
 
     def forward(self, features, labels, classifier, progress):
-        log_pt = -F.cross_entropy(classifier(features).float(), labels, reduction="none")
-        return (-((1 - log_pt.exp()) ** self.gamma) * log_pt).mean()
+        with _autocast_off(features.device):
+            log_pt = -F.cross_entropy(classifier(*_upcast(features)), labels, reduction="none")
+            return (-((1 - log_pt.exp()) ** self.gamma) * log_pt).mean()
 
 
 class _AugmentedLoss(FeatureLoss):

@@ -19,6 +19,7 @@ import torchvision
 from torch import nn
 
 from crackcli.errors import CrackError, UsageError
+from crackcli.torchfile import load_plain
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -150,16 +151,7 @@ def _download_imagenet_state(backbone: str) -> dict[str, torch.Tensor]:
 
 def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     """Read a state dict without running code (``weights_only=True``)."""
-    if not path.is_file():
-        raise CrackError(f"{path}: weights file not found; pass 'none', 'imagenet' or an existing file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means the file is not a safe state dict
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise CrackError(
-            f"{path}: not a plain PyTorch state dict ({first_line[:160]}); "
-            "only tensors and plain data are loaded, never code"
-        ) from None
+    obj = load_plain(path, "a weights file")
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]  # a `crack train` checkpoint
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -1,0 +1,92 @@
+"""`crack train` checkpoints: tensors and plain data only, read without running code, written atomically.
+
+A checkpoint holds what a scanner needs to use the model (``ModelMeta``) and what training needs to
+continue exactly where it stopped (optimizer, loss estimator, epoch, random state, history).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from crackcli import __version__
+from crackcli.atomic import atomic_writer
+from crackcli.errors import CrackError
+from crackcli.models import CrackNet, build_model
+from crackcli.torchfile import load_plain
+
+FORMAT = "crack-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model needs around it: its architecture, classes and input convention."""
+
+    backbone: str
+    classes: tuple[str, ...]
+    crack_class: str | None
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {**data, "classes": list(self.classes), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelMeta":
+        return cls(
+            backbone=str(data["backbone"]),
+            classes=tuple(str(c) for c in data["classes"]),
+            crack_class=None if data.get("crack_class") is None else str(data["crack_class"]),
+            image_size=int(data["image_size"]),
+            mean=tuple(float(v) for v in data["mean"]),
+            std=tuple(float(v) for v in data["std"]),
+        )
+
+
+def default_crack_class(classes: tuple[str, ...]) -> str | None:
+    """The class a scanner reports as crack: the one named "crack", if any."""
+    return "crack" if "crack" in classes else None
+
+
+def save_checkpoint(path: Path, meta: ModelMeta, model: CrackNet, **state: Any) -> None:
+    """Write ``path`` atomically and durably: a crash leaves the previous checkpoint intact."""
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "crackcli_version": __version__,
+        "meta": meta.as_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **state,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_writer(path, durable=True) as handle:
+        handle.write(buffer.getbuffer())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``: a file carrying code is refused, never run."""
+    payload = load_plain(path, "a crack checkpoint")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CrackError(f"{path}: not a crack train checkpoint (no '{FORMAT}' header); for plain weights use --weights")
+    if int(payload.get("format_version", 0)) > FORMAT_VERSION:
+        raise CrackError(f"{path}: written by a newer crack ({payload.get('crackcli_version')}); upgrade crackcli")
+    return payload
+
+
+def model_from_checkpoint(payload: dict[str, Any]) -> tuple[CrackNet, ModelMeta]:
+    """The network of a loaded checkpoint, in eval mode on the CPU."""
+    meta = ModelMeta.from_dict(payload["meta"])
+    model = build_model(meta.backbone, len(meta.classes), mean=meta.mean, std=meta.std)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        raise CrackError(f"checkpoint weights do not fit {meta.backbone}: {str(exc).splitlines()[0][:160]}") from None
+    return model.eval(), meta

@@ -1,0 +1,182 @@
+"""`crack train` and `crack eval`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from crackcli.cli.app import EXIT_FAILED_INPUTS, app, err, out, print_error, progress_bar, user_errors
+from crackcli.errors import UsageError
+from crackcli.train import TrainConfig, TrainEvents, Trainer, parse_milestones
+
+
+class ConsoleEvents(TrainEvents):
+    """One line per epoch on stderr, with a live progress bar inside the epoch on a terminal."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live and err.is_terminal
+        self.bar: Any = None
+        self.task: Any = None
+        self.loss = 0.0
+        self.images = 0
+        self.started_at = 0.0
+
+    def started(self, run_dir: Path, summary: dict[str, Any]) -> None:
+        counts = ", ".join(f"{name} {n}" for name, n in summary["train_images"].items())
+        err.print(
+            f"training in {run_dir}: {counts} ({summary['layout']}, {summary['val_images']} for validation), "
+            f"{summary['device']}, amp {summary['amp']}, {summary['world_size']} process(es)",
+            highlight=False,
+        )
+
+    def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
+        self.images, self.started_at = 0, time.perf_counter()
+        if not self.live:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=err, transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=steps, status="")
+
+    def step(self, loss: float, images: int) -> None:
+        self.images += images
+        if self.bar is not None:
+            rate = self.images / max(time.perf_counter() - self.started_at, 1e-9)
+            self.bar.update(self.task, advance=1, status=f"loss {loss:.4f}  {rate:.0f} img/s")
+
+    def epoch_ended(self, row: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+        err.print(
+            f"epoch {row['epoch']}: loss {row['train_loss']:.4f}  val F {row['val_f1']:.4f}  acc {row['val_accuracy']:.4f}  "
+            f"lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  {row['seconds']:.1f} s",
+            highlight=False,
+        )
+
+    def warning(self, message: str) -> None:
+        print_error(message)
+
+
+class QuietEvents(TrainEvents):
+    def warning(self, message: str) -> None:
+        print_error(message)
+
+
+@app.command()
+@user_errors
+def train(
+    data: Annotated[Optional[Path], typer.Argument(help="Output of crack prepare --split (train/, val/), or a folder of class folders.")] = None,
+    backbone: Annotated[str, typer.Option(help="resnet18/34/50/101, vgg16, vgg16_bn, mobilenet_v3_small/large, efficientnet_b0.")] = "resnet50",
+    weights: Annotated[str, typer.Option(help="Start from: none, imagenet (download) or a .pt file.")] = "imagenet",
+    loss: Annotated[str, typer.Option(help="igmsda (the paper), isda, gm (explicit sampling), ce or focal.")] = "igmsda",
+    alpha0: Annotated[float, typer.Option(help="IGMSDA/GM: final α₀ of α = (t/T)·α₀ + 1.")] = 2.5,
+    lambda0: Annotated[float, typer.Option(help="Augmentation strength λ₀ of λ = (epoch/epochs)·λ₀.")] = 0.5,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 150,
+    batch: Annotated[int, typer.Option(help="Batch size over all processes.")] = 64,
+    lr: Annotated[float, typer.Option(help="Initial learning rate (SGD, momentum 0.9).")] = 0.01,
+    milestones: Annotated[Optional[str], typer.Option(help="Epochs where lr ÷ 10, e.g. 65,95,125 [default: the paper's, scaled to --epochs].")] = None,
+    weight_decay: Annotated[float, typer.Option(help="SGD weight decay.")] = 1e-4,
+    image_size: Annotated[int, typer.Option(help="Input size; patches are resized to it.")] = 224,
+    augment: Annotated[str, typer.Option(help="paper (horizontal flip), field (flips, rotation, zoom, light, blur, noise) or none.")] = "paper",
+    val_fraction: Annotated[float, typer.Option(help="Share held out (by photo) when DATA has no val/ folder.")] = 0.2,
+    limit_per_class: Annotated[Optional[int], typer.Option(help="Use at most N training images per class (small-data studies).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision (bf16 where supported) [default: on for CUDA].")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Image decoding processes [default: by device and CPUs].")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, order, augmentation and held-out split.")] = 0,
+    crack_class: Annotated[Optional[str], typer.Option(help="The class scans report as crack [default: 'crack'].")] = None,
+    project: Annotated[Path, typer.Option(help="Folder of runs.")] = Path("runs/train"),
+    name: Annotated[str, typer.Option(help="Run name; a taken name gets a number appended.")] = "exp",
+    resume: Annotated[Optional[Path], typer.Option(help="Continue a run from its last.pt, with its saved options.")] = None,
+    strict: Annotated[bool, typer.Option(help="Stop on unreadable images instead of skipping them.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final line.")] = False,
+) -> None:
+    """Train a crack classifier on labelled patches with IGMSDA (the paper's recipe by default)."""
+    events = QuietEvents() if quiet else ConsoleEvents(live=True)
+    if resume is not None:
+        if data is not None:
+            print_error(f"note: --resume continues with the options saved in {resume}; DATA and other options are ignored")
+        trainer = Trainer.resume(resume, events)
+    else:
+        if data is None:
+            raise UsageError("missing DATA: pass a folder of class folders (or --resume runs/train/NAME/last.pt)")
+        config = TrainConfig(
+            data=str(data), backbone=backbone, weights=weights, loss=loss, alpha0=alpha0, lambda0=lambda0,
+            epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay, milestones=parse_milestones(milestones),
+            image_size=image_size, augment=augment, val_fraction=val_fraction, limit_per_class=limit_per_class,
+            device=device, amp=amp, workers=workers, seed=seed, strict=strict, crack_class=crack_class,
+            project=str(project), name=name,
+        )
+        trainer = Trainer(config, events)
+    try:
+        result = trainer.fit()
+    except KeyboardInterrupt:
+        if trainer.run_dir is not None and trainer.context.is_main:
+            print_error(f"interrupted; continue with: crack train --resume {trainer.run_dir / 'last.pt'}")
+        raise
+    if trainer.context.is_main:
+        err.print(
+            f"best val macro F {result.best_f1:.4f} at epoch {result.best_epoch}: {result.run_dir / 'best.pt'}",
+            highlight=False,
+        )
+
+
+@app.command(name="eval")
+@user_errors
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="A .pt checkpoint from crack train.")],
+    data: Annotated[Path, typer.Argument(help="A folder of class folders named like the model's classes.")],
+    batch: Annotated[int, typer.Option(help="Images per inference batch.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    workers: Annotated[Optional[int], typer.Option(help="Image decoding processes [default: up to 4].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Accuracy, precision, recall and F-score (per class and macro) of a model on a labelled folder."""
+    from crackcli.evaluate import evaluate_folder, index_eval_folder
+    from crackcli.inference import load_predictor
+
+    if batch < 1:
+        raise UsageError("--batch must be at least 1")
+    predictor = load_predictor(model, device)
+    folder = index_eval_folder(data, predictor.meta.classes)
+    with progress_bar(len(folder.samples), "eval", quiet or as_json) as advance:
+        result = evaluate_folder(predictor, folder, batch, workers, advance)
+    for message in result.unreadable:
+        print_error(f"skipped: {message}")
+    report = result.report
+    if as_json:
+        print(json.dumps({**report, "model": str(model), "data": str(data), "unreadable": len(result.unreadable)}))
+    else:
+        _print_report(report, predictor.describe())
+    if result.unreadable:
+        raise typer.Exit(EXIT_FAILED_INPUTS)
+
+
+def _print_report(report: dict[str, Any], model: str) -> None:
+    table = Table(title=model)
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="right" if column != "class" else "left")
+    for name, figures in report["per_class"].items():
+        table.add_row(name, *(f"{figures[k]:.4f}" for k in ("precision", "recall", "f1")), str(figures["support"]))
+    total = sum(f["support"] for f in report["per_class"].values())
+    table.add_row("macro", *(f"{report[k]:.4f}" for k in ("precision", "recall", "f1")), str(total), style="bold")
+    out.print(table)
+    out.print(f"accuracy {report['accuracy']:.4f}", highlight=False)
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+    matrix.add_column("")
+    for name in report["classes"]:
+        matrix.add_column(name, justify="right")
+    for name, row in zip(report["classes"], report["confusion_matrix"]):
+        matrix.add_row(name, *(str(v) for v in row))
+    out.print(matrix)

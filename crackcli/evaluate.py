@@ -1,0 +1,62 @@
+"""`crack eval`: a model's accuracy, precision, recall and F-score on a labelled folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from crackcli.dataset import EpochBatches, LabelledFolder, PatchDataset, collate, index_folder, is_split_layout
+from crackcli.envinfo import usable_cpus
+from crackcli.errors import UsageError
+from crackcli.inference import Predictor
+from crackcli.metrics import classification_report, confusion_matrix
+
+
+@dataclass
+class Evaluation:
+    report: dict[str, Any]
+    unreadable: list[str]  # one message per file found unreadable by header checks or while decoding
+
+
+def index_eval_folder(root: Path, classes: tuple[str, ...]) -> LabelledFolder:
+    """The labelled images of ``root``, class folders matched by name to the model's ``classes``."""
+    if is_split_layout(root):
+        raise UsageError(f"{root}: holds train/ and val/ folders; evaluate one split, e.g. {root / 'test'} or {root / 'val'}")
+    return index_folder(root, classes=classes)
+
+
+def evaluate_folder(
+    predictor: Predictor,
+    folder: LabelledFolder,
+    batch: int = 64,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Classify every image of ``folder`` (from ``index_eval_folder``) and compare with its class folder."""
+    classes = predictor.meta.classes
+    unreadable = [message for _, message in folder.unreadable]
+    dataset = PatchDataset(folder.samples, predictor.meta.image_size)
+    workers = min(4, usable_cpus()) if workers is None else workers
+    loader = DataLoader(
+        dataset,
+        batch_sampler=EpochBatches(len(dataset), batch, shuffle=False, even=False),
+        num_workers=workers,
+        collate_fn=collate,
+    )
+    targets: list[np.ndarray] = []
+    predictions: list[np.ndarray] = []
+    for images, labels, failures in loader:
+        unreadable.extend(failures)
+        if len(labels):
+            predictions.append(predictor.predict(images.numpy()).argmax(1))
+            targets.append(labels.numpy())
+        if progress is not None:
+            progress(len(labels) + len(failures))
+    if not targets:
+        raise UsageError(f"{folder.root}: none of the images could be read")
+    matrix = confusion_matrix(np.concatenate(targets), np.concatenate(predictions), len(classes))
+    return Evaluation(classification_report(matrix, classes), unreadable)

@@ -1,0 +1,51 @@
+"""Classification metrics: confusion matrix, precision / recall / F-score per class and macro-averaged.
+
+Macro averages run over the classes that occur in the data or in the predictions (as scikit-learn does),
+so evaluating on a folder without, say, scratches does not drag the macro F-score towards zero.
+A ratio with an empty denominator counts as 0.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) counts; rows are true classes, columns predicted classes."""
+    flat = np.asarray(targets, dtype=np.int64) * num_classes + np.asarray(predictions, dtype=np.int64)
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0)
+
+
+def classification_report(matrix: np.ndarray, classes: Sequence[str]) -> dict[str, object]:
+    """Accuracy, macro precision / recall / F1, per-class figures with support, and the matrix itself."""
+    matrix = np.asarray(matrix, dtype=np.int64)
+    true_positive = np.diag(matrix).astype(np.float64)
+    support = matrix.sum(1)
+    predicted = matrix.sum(0)
+    precision = _ratio(true_positive, predicted.astype(np.float64))
+    recall = _ratio(true_positive, support.astype(np.float64))
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    seen = (support + predicted) > 0
+    total = matrix.sum()
+
+    def macro(values: np.ndarray) -> float:
+        return float(values[seen].mean()) if seen.any() else 0.0
+
+    return {
+        "accuracy": float(true_positive.sum() / total) if total else 0.0,
+        "precision": macro(precision),
+        "recall": macro(recall),
+        "f1": macro(f1),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(classes, precision, recall, f1, support)
+        },
+        "confusion_matrix": matrix.tolist(),
+        "classes": list(classes),
+    }
