@@ -13,10 +13,12 @@ import csv
 import io
 import json
 import math
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -33,6 +35,7 @@ from crackcli.dataset import (
     PatchDataset,
     collate,
     holdout_split,
+    init_loader_worker,
     index_folder,
     is_split_layout,
     limit_per_class,
@@ -47,6 +50,7 @@ from crackcli.metrics import classification_report
 from crackcli.models import IMAGENET_MEAN, IMAGENET_STD, build_model
 
 PAPER_EPOCHS = 150
+FIGURES_EVERY_EPOCH_FROM_S = 20.0  # shorter epochs draw the figures once, at the end (drawing takes ~0.6 s)
 PAPER_MILESTONES = (65, 95, 125)
 
 
@@ -151,6 +155,18 @@ def load_train_data(config: TrainConfig) -> TrainData:
     if config.strict and unreadable:
         raise unreadable_note(unreadable)
     return TrainData(classes, train_samples, val_samples, unreadable, layout)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` a hard link to ``source`` (a copy where links are not possible), replacing it atomically.
+    ``source`` is later replaced by rename, so the link keeps this version."""
+    temporary = target.with_name(f".{target.name}.link")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
 
 
 def unique_run_dir(project: Path, name: str) -> Path:
@@ -282,8 +298,10 @@ class Trainer:
             batch_sampler=batches,
             num_workers=workers,
             collate_fn=collate,
+            worker_init_fn=init_loader_worker,
             pin_memory=self.device.type == "cuda",
-            persistent_workers=workers > 0,
+            # Workers restart each epoch (cheap with fork): persistent ones took 5 s each to shut down here,
+            # as in pytorch/pytorch#81794.
             prefetch_factor=4 if workers > 0 else None,
             generator=torch.Generator(),  # keeps the loader off the global RNG, which resume restores
         )
@@ -345,6 +363,8 @@ class Trainer:
                 f"({self.config.backbone}); lower --batch (e.g. {max(2, self.config.batch // 2)}) or use a smaller backbone"
             ) from None
         finally:
+            if self.context.is_main and self.run_dir is not None:
+                self._write_figures()
             distributed.stop(self.context)
         return TrainResult(self.run_dir, int(self.best["epoch"]), float(self.best["f1"]), self.history)
 
@@ -399,6 +419,7 @@ class Trainer:
     @torch.no_grad()
     def _validate(self) -> dict[str, Any]:
         num_classes = len(self.classes)
+        distributed.broadcast_buffers(self.model, self.context)  # every rank validates (and rank 0 saves) one model
         self.model.eval()
         matrix = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=self.device)
         for batch in self.val_loader:
@@ -431,12 +452,18 @@ class Trainer:
         }
 
     def _save(self, epoch: int, improved: bool) -> None:
-        state = self._training_state(epoch)
-        save_checkpoint(self.run_dir / "last.pt", self.meta, self.model, **state)
+        last = self.run_dir / "last.pt"
+        save_checkpoint(last, self.meta, self.model, **self._training_state(epoch))
         if improved:
-            save_checkpoint(self.run_dir / "best.pt", self.meta, self.model, **state)
+            link_or_copy(last, self.run_dir / "best.pt")
         self._write_metrics()
-        # Figures are a convenience: a plotting failure must never cost the run.
+        if self.history[-1]["seconds"] >= FIGURES_EVERY_EPOCH_FROM_S:
+            self._write_figures()
+
+    def _write_figures(self) -> None:
+        """curves.png and confusion_matrix.png; a plotting failure must never cost the run."""
+        if not self.history or self.best["report"] is None:
+            return
         with contextlib.suppress(Exception):
             from crackcli.plots import plot_confusion, plot_curves
 
@@ -495,7 +522,3 @@ def parse_milestones(text: str | None) -> tuple[int, ...] | None:
     except ValueError:
         raise UsageError(f"--milestones takes epoch numbers separated by commas, e.g. 65,95,125; got '{text}'") from None
 
-
-def describe_history(history: Sequence[dict[str, Any]]) -> str:
-    last = history[-1]
-    return f"epoch {last['epoch']}: loss {last['train_loss']:.4f}, val macro F {last['val_f1']:.4f}"

@@ -42,3 +42,38 @@ def test_two_process_estimator_equals_one_process_on_union(tmp_path):
     for key in ("count", "mean", "covariance"):
         torch.testing.assert_close(states[0][key], states[1][key], rtol=0, atol=0)
         torch.testing.assert_close(states[0][key], single.state_dict()[key], rtol=1e-5, atol=1e-5)
+
+
+def train_worker(rank: int, world: int, port: int, data: str, out_dir: str) -> None:
+    import os
+
+    from crackcli.train import TrainConfig, Trainer
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    config = TrainConfig(
+        data=data, backbone="resnet18", weights="none", epochs=2, batch=16, lr=0.05, image_size=32, workers=0,
+        project=f"{out_dir}/runs", name="ddp", device="cpu",
+    )
+    trainer = Trainer(config)
+    result = trainer.fit()
+    torch.save(
+        {"model": trainer.model.state_dict(), "loss": trainer.loss_fn.state_dict(), "run_dir": str(result.run_dir)},
+        f"{out_dir}/rank{rank}.pt",
+    )
+
+
+def test_two_process_training_keeps_ranks_identical_and_only_rank_0_writes(tmp_path):
+    from conftest import write_patch_folders
+
+    data = write_patch_folders(tmp_path / "patches", {"train": 16, "val": 4})
+    mp.spawn(train_worker, args=(2, free_port(), str(data), str(tmp_path)), nprocs=2, join=True)
+    states = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for part in ("model", "loss"):
+        for key, value in states[0][part].items():
+            torch.testing.assert_close(value, states[1][part][key], rtol=0, atol=0, msg=f"{part}.{key}")
+    assert states[0]["run_dir"].endswith("ddp") and states[1]["run_dir"] == "None"
+    runs = list((tmp_path / "runs").iterdir())
+    assert [r.name for r in runs] == ["ddp"]
+    # Each rank saw half of every batch: the estimator counted every training image once per epoch over both ranks.
+    assert int(states[0]["loss"]["estimator.count"].sum()) == 2 * 32

@@ -1,0 +1,189 @@
+"""Real (tiny) training runs on synthetic patches, on the CPU."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_patch_folders
+from typer.testing import CliRunner
+
+from crackcli.checkpoint import load_checkpoint, model_from_checkpoint
+from crackcli.cli import app
+from crackcli.errors import CrackError, UsageError
+from crackcli.losses import LOSSES
+from crackcli.train import TrainConfig, Trainer, TrainingStopped
+
+runner = CliRunner()
+
+
+def tiny_config(data, tmp_path, **overrides) -> TrainConfig:
+    options = dict(
+        data=str(data), backbone="resnet18", weights="none", epochs=3, batch=16, lr=0.05, image_size=32,
+        workers=0, project=str(tmp_path / "runs"), name="t",
+    )
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def test_tiny_run_learns_and_writes_the_run_folder(patch_data, tmp_path):
+    result = Trainer(tiny_config(patch_data, tmp_path)).fit()
+    run = result.run_dir
+    assert {p.name for p in run.iterdir()} >= {"args.json", "metrics.csv", "best.pt", "last.pt", "curves.png", "confusion_matrix.png"}
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for column in ("train_loss", "val_f1", "val_precision_crack", "val_recall_no_crack", "lr", "images_per_s"):
+        assert column in rows[0]
+    assert result.best_f1 > 0.6, f"no better than chance: {result.history}"  # 16 balanced val patches: chance is 0.5
+    args = json.loads((run / "args.json").read_text())
+    assert args["config"]["loss"] == "igmsda" and args["summary"]["classes"] == ["crack", "no_crack"]
+    # The checkpoint reads back with weights_only and carries what a scanner needs.
+    payload = load_checkpoint(run / "best.pt")
+    model, meta = model_from_checkpoint(payload)
+    assert meta.classes == ("crack", "no_crack") and meta.crack_class == "crack" and meta.image_size == 32
+    assert payload["epoch"] == result.best_epoch
+    assert set(payload["loss"]) == {"estimator.count", "estimator.mean", "estimator.covariance"}
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_trains(loss, patch_data, tmp_path):
+    config = tiny_config(patch_data, tmp_path, loss=loss, epochs=2, gm_samples=2)
+    result = Trainer(config).fit()
+    assert all(np.isfinite(row["train_loss"]) for row in result.history)
+    before = Trainer(tiny_config(patch_data, tmp_path, loss=loss, epochs=1, name="init")).model.state_dict()
+    after = model_from_checkpoint(load_checkpoint(result.run_dir / "last.pt"))[0].state_dict()
+    assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(patch_data, tmp_path):
+    # Augmentation, shuffling and a decode worker all in play; the interruption comes after epoch 2 of 4.
+    config = dict(epochs=4, augment="field", workers=1, loss="igmsda")
+    straight = Trainer(tiny_config(patch_data, tmp_path, name="straight", **config)).fit()
+
+    def interrupt(epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    interrupted = Trainer(tiny_config(patch_data, tmp_path, name="cut", **config))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(on_epoch_end=interrupt)
+    assert load_checkpoint(interrupted.run_dir / "last.pt")["epoch"] == 2
+    resumed = Trainer.resume(interrupted.run_dir / "last.pt").fit()
+    assert resumed.run_dir == interrupted.run_dir
+
+    a = load_checkpoint(straight.run_dir / "last.pt")
+    b = load_checkpoint(resumed.run_dir / "last.pt")
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
+    for key in a["loss"]:
+        torch.testing.assert_close(a["loss"][key], b["loss"][key], rtol=0, atol=0)
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+    assert len(list(csv.DictReader(open(resumed.run_dir / "metrics.csv")))) == 4
+
+
+def test_runs_are_never_overwritten(patch_data, tmp_path):
+    first = Trainer(tiny_config(patch_data, tmp_path, epochs=1)).fit().run_dir
+    second = Trainer(tiny_config(patch_data, tmp_path, epochs=1)).fit().run_dir
+    assert (first.name, second.name) == ("t", "t2")
+
+
+def test_plain_class_folder_holds_out_validation(tmp_path):
+    data = write_patch_folders(tmp_path / "flat", {"": 20})
+    trainer = Trainer(tiny_config(data, tmp_path, epochs=1, val_fraction=0.25))
+    assert len(trainer.data.val) == 10 and len(trainer.data.train) == 30
+    assert not {p for p, _ in trainer.data.val} & {p for p, _ in trainer.data.train}
+
+
+def test_limit_per_class(patch_data, tmp_path):
+    trainer = Trainer(tiny_config(patch_data, tmp_path, limit_per_class=5))
+    assert trainer.summary()["train_images"] == {"crack": 5, "no_crack": 5}
+
+
+def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(patch_data, tmp_path):
+    trainer = Trainer(tiny_config(patch_data, tmp_path, epochs=3, loss="ce"))
+
+    def explode(epoch):  # after a good first epoch, an absurd learning rate makes the loss non-finite
+        trainer.config.lr = 1e30
+
+    with pytest.raises(TrainingStopped, match="diverged"):
+        trainer.fit(on_epoch_end=explode)
+    payload = load_checkpoint(trainer.run_dir / "last.pt")
+    assert payload["epoch"] >= 1
+    assert all(torch.isfinite(t).all() for t in payload["model"].values() if t.is_floating_point())
+
+
+def test_unreadable_images_are_skipped_and_counted_or_refused_with_strict(patch_data, tmp_path):
+    (patch_data / "train" / "crack" / "broken.png").write_bytes(b"not a png at all")
+    trainer = Trainer(tiny_config(patch_data, tmp_path, epochs=1))
+    assert trainer.summary()["unreadable_skipped"] == 1
+    with pytest.raises(CrackError, match="broken.png"):
+        Trainer(tiny_config(patch_data, tmp_path, epochs=1, strict=True))
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ({"train": 4, "val": 0}, "no images"),
+        ("single", "at least 2 classes"),
+        ("mismatch", "class mismatch"),
+        ("empty", "no images"),
+    ],
+)
+def test_bad_training_data_is_one_clear_line(layout, message, tmp_path):
+    data = tmp_path / "data"
+    if layout == "single":
+        write_patch_folders(data, {"train": 3, "val": 3}, classes=("crack",))
+    elif layout == "mismatch":
+        write_patch_folders(data, {"train": 3}, classes=("crack", "no_crack"))
+        write_patch_folders(data, {"val": 3}, classes=("crack", "scratch"))
+    elif layout == "empty":
+        (data / "train" / "crack").mkdir(parents=True)
+        (data / "val").mkdir()
+    else:
+        write_patch_folders(data, layout)
+        (data / "val").mkdir(exist_ok=True)
+    result = runner.invoke(app, ["train", str(data), "--weights", "none", "--project", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output
+
+
+def test_cli_train_then_eval_json(patch_data, tmp_path):
+    result = runner.invoke(app, [
+        "train", str(patch_data), "--backbone", "resnet18", "--weights", "none", "--epochs", "2", "--batch", "16",
+        "--image-size", "32", "--lr", "0.05", "--workers", "0", "--project", str(tmp_path / "runs"), "--name", "cli", "-q",
+    ])
+    assert result.exit_code == 0, result.output
+    best = tmp_path / "runs" / "cli" / "best.pt"
+    assert f"{best}" in result.stderr
+    evaluated = runner.invoke(app, ["eval", str(best), str(patch_data / "val"), "--json", "--workers", "0"])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout)
+    assert {"accuracy", "precision", "recall", "f1", "per_class", "confusion_matrix", "classes"} <= set(report)
+    assert report["classes"] == ["crack", "no_crack"]
+    assert sum(map(sum, report["confusion_matrix"])) == 16
+    assert report["per_class"]["crack"]["support"] == 8
+    assert 0 <= report["f1"] <= 1
+    # The figures equal those the trainer logged for the epoch it kept as best.
+    history = load_checkpoint(best)["history"]
+    assert report["f1"] == pytest.approx(max(row["val_f1"] for row in history), abs=1e-9)
+
+
+def test_resume_of_a_weights_only_file_is_refused(tmp_path):
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "plain.pt")
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "plain.pt")])
+    assert result.exit_code == 1 and "not a crack train checkpoint" in result.stderr
+
+
+def test_bad_options_are_usage_errors(patch_data, tmp_path):
+    for options in (["--backbone", "resnet9000"], ["--loss", "hinge"], ["--augment", "wild"], ["--device", "tpu"],
+                    ["--milestones", "a,b"], ["--epochs", "0"]):
+        result = runner.invoke(app, ["train", str(patch_data), "--weights", "none", "--project", str(tmp_path), *options])
+        assert result.exit_code == 2, (options, result.output)
+        assert result.stderr.startswith("crack: error:"), (options, result.stderr)
+
+
+def test_unknown_crack_class_is_refused(patch_data, tmp_path):
+    with pytest.raises(UsageError, match="crack-class"):
+        Trainer(tiny_config(patch_data, tmp_path, crack_class="spall"))
