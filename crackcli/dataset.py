@@ -159,15 +159,6 @@ class PatchDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))), label, None
 
 
-def init_loader_worker(_: int) -> None:
-    """Each decode worker is one process: nested thread pools (OpenCV's) only oversubscribe the cores,
-    and a forked OpenCV pool keeps the worker from exiting promptly."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-
-
 def collate(items: list[tuple[torch.Tensor | None, int, str | None]]) -> Batch:
     """Stack the decoded samples; undecodable ones are dropped and reported in ``failures``."""
     good = [(image, label) for image, label, _ in items if image is not None]

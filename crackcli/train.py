@@ -35,7 +35,6 @@ from crackcli.dataset import (
     PatchDataset,
     collate,
     holdout_split,
-    init_loader_worker,
     index_folder,
     is_split_layout,
     limit_per_class,
@@ -298,7 +297,6 @@ class Trainer:
             batch_sampler=batches,
             num_workers=workers,
             collate_fn=collate,
-            worker_init_fn=init_loader_worker,
             pin_memory=self.device.type == "cuda",
             # Workers restart each epoch (cheap with fork): persistent ones took 5 s each to shut down here,
             # as in pytorch/pytorch#81794.
@@ -345,7 +343,7 @@ class Trainer:
                 self._write_args()
             self.events.started(self.run_dir, self.summary())
             for epoch in range(self.start_epoch, self.config.epochs):
-                row = self._train_epoch(epoch)
+                row = self.train_epoch(epoch)
                 report = self._validate()
                 row.update(_report_columns(report))
                 self.history.append(row)
@@ -368,7 +366,8 @@ class Trainer:
             distributed.stop(self.context)
         return TrainResult(self.run_dir, int(self.best["epoch"]), float(self.best["f1"]), self.history)
 
-    def _train_epoch(self, epoch: int) -> dict[str, Any]:
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass over the training data; the epoch's row of metrics.csv without the validation columns."""
         config = self.config
         self.trained.train()
         self.train_batches.set_epoch(epoch)

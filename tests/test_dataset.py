@@ -1,0 +1,98 @@
+import csv
+
+import numpy as np
+import pytest
+from conftest import write_patch_folders
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crackcli.augment import build_augment, field_conditions
+from crackcli.dataset import EpochBatches, PatchDataset, collate, holdout_split, index_folder, limit_per_class, photo_groups
+from crackcli.errors import UsageError
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 200), batch=st.integers(1, 17), world=st.integers(1, 4), epoch=st.integers(0, 5))
+def test_evaluation_batches_visit_every_sample_once_over_all_ranks(size, batch, world, epoch):
+    seen = []
+    for rank in range(world):
+        sampler = EpochBatches(size, batch, shuffle=True, seed=3, rank=rank, world=world, even=False)
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler)
+        seen += [index for b in batches for index, e in b if e == epoch]
+    assert sorted(seen) == list(range(size))
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(2, 200), batch=st.integers(2, 17), world=st.integers(1, 4))
+def test_training_batches_are_in_lockstep_over_ranks_and_never_single(size, batch, world):
+    samplers = [EpochBatches(size, batch, shuffle=True, seed=1, rank=r, world=world, even=True) for r in range(world)]
+    lengths = {len(s) for s in samplers}
+    assert len(lengths) == 1
+    indices = [i for s in samplers for b in s for i, _ in b]
+    assert len(indices) == len(set(indices))
+    if size // world >= 2:
+        assert all(len(b) >= 2 for s in samplers for b in s)
+
+
+def test_shuffle_changes_with_epoch_and_repeats_with_seed():
+    a, b = EpochBatches(50, 50, shuffle=True, seed=0), EpochBatches(50, 50, shuffle=True, seed=0)
+    first = next(iter(a))
+    a.set_epoch(1)
+    assert first != next(iter(a))
+    assert first == next(iter(b))
+
+
+def test_holdout_keeps_each_photo_on_one_side(tmp_path):
+    root = write_patch_folders(tmp_path / "flat", {"": 12})
+    samples = index_folder(root).samples
+    # Three patches per photo, as crack prepare's manifest would record.
+    with open(root / "manifest.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patch", "source"])
+        for i, (path, _) in enumerate(samples):
+            writer.writerow([path.relative_to(root).as_posix(), f"photo_{i // 3}.jpg"])
+    groups = photo_groups(root, samples)
+    train, val = holdout_split(samples, groups, 0.25, seed=0)
+    photo_of = dict(zip([p for p, _ in samples], groups))
+    assert {photo_of[p] for p, _ in train}.isdisjoint({photo_of[p] for p, _ in val})
+    assert len(train) + len(val) == len(samples) and {label for _, label in val} == {0, 1}
+
+
+def test_limit_per_class_is_reproducible(tmp_path):
+    samples = index_folder(write_patch_folders(tmp_path / "d", {"": 10})).samples
+    picked = limit_per_class(samples, 3, seed=5)
+    assert picked == limit_per_class(samples, 3, seed=5)
+    assert np.bincount([label for _, label in picked]).tolist() == [3, 3]
+
+
+def test_index_reports_non_images_and_unknown_classes(tmp_path):
+    root = write_patch_folders(tmp_path / "d", {"": 2})
+    (root / "crack" / "zero.png").write_bytes(b"")
+    (root / "crack" / "notes.txt").write_text("not an image, not listed")
+    folder = index_folder(root)
+    assert [p.name for p, _ in folder.unreadable] == ["zero.png"]
+    assert folder.counts() == {"crack": 2, "no_crack": 2}
+    with pytest.raises(UsageError, match="no_crack"):
+        index_folder(root, classes=("crack", "scratch"))
+
+
+def test_dataset_resizes_and_drops_undecodable_images(tmp_path):
+    root = write_patch_folders(tmp_path / "d", {"": 2}, size=40)
+    (root / "crack" / "truncated.png").write_bytes((root / "crack" / "crack_000.png").read_bytes()[:60])
+    folder = index_folder(root, verify=False)
+    dataset = PatchDataset(folder.samples, 24, build_augment("field"), seed=1)
+    batch = collate([dataset[(i, 0)] for i in range(len(dataset))])
+    assert batch.images.shape == (4, 3, 24, 24) and batch.images.dtype.is_floating_point is False
+    assert len(batch.failures) == 1 and "truncated.png" in batch.failures[0]
+    # The same key gives the same augmentation in any process.
+    assert (dataset[(1, 3)][0] == dataset[(1, 3)][0]).all()
+
+
+def test_field_augmentation_keeps_shape_and_type():
+    rng = np.random.default_rng(0)
+    patch = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    for seed in range(20):
+        out = field_conditions(patch, np.random.default_rng(seed))
+        assert out.shape == patch.shape and out.dtype == np.uint8
