@@ -22,8 +22,6 @@ from crackcli.errors import CrackError, UsageError
 from crackcli.imageio import ImageReadError, image_size, is_image_path, read_rgb, walk_files
 from crackcli.preprocess import fit_patch
 
-SPLITS = ("train", "val", "test")
-
 
 @dataclass
 class LabelledFolder:

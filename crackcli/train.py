@@ -437,7 +437,7 @@ class Trainer:
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        best = {k: v for k, v in self.best.items()}
+        best = dict(self.best)
         return {
             "epoch": epoch,
             "config": self.config.as_dict(),
