@@ -18,7 +18,3 @@ def fit_patch(rgb: np.ndarray, size: int) -> np.ndarray:
     shrinking = height * width > size * size
     return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
-
-def to_batch(patches: list[np.ndarray]) -> np.ndarray:
-    """Stack (S, S, 3) uint8 patches into one contiguous (N, 3, S, S) uint8 batch."""
-    return np.ascontiguousarray(np.stack(patches).transpose(0, 3, 1, 2))
