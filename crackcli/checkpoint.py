@@ -7,7 +7,6 @@ continue exactly where it stopped (optimizer, loss estimator, epoch, random stat
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,43 +15,12 @@ import torch
 from crackcli import __version__
 from crackcli.atomic import atomic_writer
 from crackcli.errors import CrackError
+from crackcli.modelmeta import ModelMeta
 from crackcli.models import CrackNet, build_model
 from crackcli.torchfile import load_plain
 
 FORMAT = "crack-checkpoint"
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class ModelMeta:
-    """What a model needs around it: its architecture, classes and input convention."""
-
-    backbone: str
-    classes: tuple[str, ...]
-    crack_class: str | None
-    image_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {**data, "classes": list(self.classes), "mean": list(self.mean), "std": list(self.std)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelMeta":
-        return cls(
-            backbone=str(data["backbone"]),
-            classes=tuple(str(c) for c in data["classes"]),
-            crack_class=None if data.get("crack_class") is None else str(data["crack_class"]),
-            image_size=int(data["image_size"]),
-            mean=tuple(float(v) for v in data["mean"]),
-            std=tuple(float(v) for v in data["std"]),
-        )
-
-
-def default_crack_class(classes: tuple[str, ...]) -> str | None:
-    """The class a scanner reports as crack: the one named "crack", if any."""
-    return "crack" if "crack" in classes else None
 
 
 def save_checkpoint(path: Path, meta: ModelMeta, model: CrackNet, **state: Any) -> None:

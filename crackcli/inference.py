@@ -1,6 +1,7 @@
-"""One ``Predictor`` interface over the model files `crack` reads: `crack train` checkpoints (``.pt``) and,
-with `crack export`, ONNX files.  A predictor takes uint8 (N, 3, S, S) RGB batches and returns class
-probabilities (N, C) as float32 NumPy arrays.
+"""One ``Predictor`` interface over the model files `crack` reads: `crack train` checkpoints (``.pt``, run
+by PyTorch) and `crack export` files (``.onnx``, run by ONNX Runtime).  A predictor takes uint8
+(N, 3, S, S) RGB batches and returns class probabilities (N, C) as float32 NumPy arrays; a dense one
+also returns per-location class logits of a whole image (``logit_map``).
 """
 
 from __future__ import annotations
@@ -9,19 +10,24 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import torch
 
-from crackcli.checkpoint import ModelMeta, load_checkpoint, model_from_checkpoint
-from crackcli.distributed import resolve_device
+from crackcli.envinfo import usable_cpus
 from crackcli.errors import UsageError
+from crackcli.modelmeta import ModelMeta
+from crackcli.onnxfile import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, load_checked
 
 
 class Predictor(Protocol):
     meta: ModelMeta
     source: Path
+    dense: bool  # logit_map is available
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) of a uint8 (N, 3, S, S) batch."""
+        ...
+
+    def logit_map(self, image: np.ndarray) -> np.ndarray:
+        """Class logits (1, C, H/32, W/32) of a uint8 (1, 3, H, W) image (dense predictors only)."""
         ...
 
     def describe(self) -> str:
@@ -33,18 +39,89 @@ class TorchPredictor:
     """A `crack train` checkpoint run by PyTorch (eager), on the CPU or a GPU."""
 
     def __init__(self, path: Path, device: str = "auto") -> None:
+        # torch is imported here, not at module level: scanning with ONNX models never pays for it.
+        from crackcli.checkpoint import load_checkpoint, model_from_checkpoint
+        from crackcli.distributed import resolve_device
+
         self.source = path
         self.model, self.meta = model_from_checkpoint(load_checkpoint(path))
         self.device = resolve_device(device)
         self.model.to(self.device)
+        self.dense = self.model.supports_dense
 
-    @torch.inference_mode()
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(batch).to(self.device)
-        return torch.softmax(self.model(x).float(), dim=1).cpu().numpy()
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device)
+            return torch.softmax(self.model(x).float(), dim=1).cpu().numpy()
+
+    def logit_map(self, image: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.model.logit_map(torch.from_numpy(image).to(self.device)).float().cpu().numpy()
 
     def describe(self) -> str:
         return f"{self.source} (PyTorch checkpoint, {self.meta.backbone}, on {self.device})"
+
+
+class OnnxPredictor:
+    """A `crack export` file run by ONNX Runtime; checked (``onnxfile.load_checked``) before use."""
+
+    def __init__(self, path: Path, device: str = "auto", threads: int | None = None) -> None:
+        model, info = load_checked(path)
+        self.source = path
+        self.info = info
+        self.meta = info.meta
+        self.dense = info.dense
+        self.session, self.fallback = create_session(model.SerializeToString(), device, threads)
+        self.providers: list[str] = self.session.get_providers()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([PROBS_OUTPUT], {INPUT_NAME: np.ascontiguousarray(batch)})[0]
+
+    def logit_map(self, image: np.ndarray) -> np.ndarray:
+        if not self.dense:
+            raise UsageError(f"{self.source}: this model has no dense output ({self.meta.backbone}); use --mode patch")
+        return self.session.run([LOGIT_MAP_OUTPUT], {INPUT_NAME: np.ascontiguousarray(image)})[0]
+
+    def describe(self) -> str:
+        where = self.providers[0].replace("ExecutionProvider", "")
+        return f"{self.source} (ONNX {self.info.precision}, {self.meta.backbone}, ONNX Runtime on {where})"
+
+
+def _nvidia_gpu_present() -> bool:
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
+
+
+def create_session(model: bytes, device: str = "auto", threads: int | None = None):
+    """An ONNX Runtime session on ``device`` and, when CUDA was wanted but is not what runs, the reason.
+
+    ``auto`` uses CUDA only where an NVIDIA driver is present, so laptops never pay for probing it.
+    """
+    import onnxruntime as ort
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"unknown device '{device}': choose auto, cpu or cuda")
+    want_cuda = device == "cuda" or (device == "auto" and _nvidia_gpu_present())
+    providers: list = ["CPUExecutionProvider"]
+    fallback = None
+    if want_cuda:
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            if hasattr(ort, "preload_dlls"):
+                ort.preload_dlls()  # CUDA libraries installed as pip packages (e.g. with torch)
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            fallback = "this ONNX Runtime has no CUDA provider (install onnxruntime-gpu)"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or usable_cpus()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 4  # provider load failures become our one-line warning, not a log dump
+    session = ort.InferenceSession(model, options, providers=providers)
+    if want_cuda and fallback is None and "CUDAExecutionProvider" not in session.get_providers():
+        fallback = "the CUDA provider did not start (no GPU, or CUDA 13 / cuDNN 9 libraries not found)"
+    return session, fallback
 
 
 def load_predictor(path: Path, device: str = "auto") -> Predictor:
@@ -52,4 +129,6 @@ def load_predictor(path: Path, device: str = "auto") -> Predictor:
     suffix = path.suffix.lower()
     if suffix in (".pt", ".pth"):
         return TorchPredictor(path, device)
-    raise UsageError(f"{path}: unknown model file type '{suffix}'; pass a .pt checkpoint from crack train")
+    if suffix == ".onnx":
+        return OnnxPredictor(path, device)
+    raise UsageError(f"{path}: unknown model file type '{suffix}'; pass a .onnx file from crack export or a .pt checkpoint")

@@ -31,13 +31,20 @@ class BackboneSpec:
 
     head: str  # dotted path of the final nn.Linear that becomes ``classifier``
     global_ops: bool  # squeeze-excitation or similar: per-location (dense) scanning does not apply
+    # Dense scanning needs "trunk → global average pool → linear head": the head then commutes with the
+    # pool and can run at every location.  Names the pool child of the torchvision net, if it has that form.
+    pool: str | None = None
+
+
+# Output stride of the convolutional trunks that dense scanning supports (one logit cell per 32 px of input).
+TRUNK_STRIDE = 32
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "resnet18": BackboneSpec("fc", global_ops=False),
-    "resnet34": BackboneSpec("fc", global_ops=False),
-    "resnet50": BackboneSpec("fc", global_ops=False),
-    "resnet101": BackboneSpec("fc", global_ops=False),
+    "resnet18": BackboneSpec("fc", global_ops=False, pool="avgpool"),
+    "resnet34": BackboneSpec("fc", global_ops=False, pool="avgpool"),
+    "resnet50": BackboneSpec("fc", global_ops=False, pool="avgpool"),
+    "resnet101": BackboneSpec("fc", global_ops=False, pool="avgpool"),
     "vgg16": BackboneSpec("classifier.6", global_ops=False),
     "vgg16_bn": BackboneSpec("classifier.6", global_ops=False),
     "mobilenet_v3_small": BackboneSpec("classifier.3", global_ops=True),
@@ -86,6 +93,28 @@ class CrackNet(nn.Module):
         """
         features = self.features(x)
         return features if features_only else self.classifier(features)
+
+    @property
+    def supports_dense(self) -> bool:
+        spec = BACKBONES[self.backbone]
+        return spec.pool is not None and not spec.global_ops
+
+    def logit_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits at every trunk location, (N, C, H/32, W/32), for an input of any size.
+
+        Averaging them over a patch's cells gives the patch's logits exactly (the head is linear and
+        the pool an average), which is what makes dense scanning one pass over a whole photo.
+        """
+        if not self.supports_dense:
+            raise UsageError(f"{self.backbone} has no per-location form (global operations before its head)")
+        pool = BACKBONES[self.backbone].pool
+        x = x.to(self.input_scale.dtype) * self.input_scale + self.input_shift
+        for name, layer in self.body.named_children():
+            if name == pool:
+                break
+            x = layer(x)
+        weight = self.classifier.weight[:, :, None, None]
+        return nn.functional.conv2d(x, weight, self.classifier.bias)
 
 
 def _split_module(root: nn.Module, dotted: str) -> tuple[nn.Module, str]:

@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader
 from crackcli import __version__, distributed
 from crackcli.atomic import atomic_write_bytes
 from crackcli.augment import build_augment
-from crackcli.checkpoint import ModelMeta, default_crack_class, load_checkpoint, save_checkpoint
+from crackcli.checkpoint import load_checkpoint, save_checkpoint
+from crackcli.modelmeta import ModelMeta, default_crack_class
 from crackcli.dataset import (
     EpochBatches,
     LabelledFolder,

@@ -1,0 +1,43 @@
+"""What a model file says about the model inside, shared by checkpoints and ONNX files (imports no torch,
+so scanning with an ONNX model starts fast)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model needs around it: its architecture, classes and input convention."""
+
+    backbone: str
+    classes: tuple[str, ...]
+    crack_class: str | None
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    # Side in photo pixels of the window that becomes one model input (`crack prepare`'s patch size);
+    # the window is resized to ``image_size``.
+    patch_size: int = 224
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {**data, "classes": list(self.classes), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelMeta":
+        return cls(
+            backbone=str(data["backbone"]),
+            classes=tuple(str(c) for c in data["classes"]),
+            crack_class=None if data.get("crack_class") is None else str(data["crack_class"]),
+            image_size=int(data["image_size"]),
+            mean=tuple(float(v) for v in data["mean"]),
+            std=tuple(float(v) for v in data["std"]),
+            patch_size=int(data.get("patch_size", 224)),
+        )
+
+
+def default_crack_class(classes: tuple[str, ...]) -> str | None:
+    """The class a scanner reports as crack: the one named "crack", if any."""
+    return "crack" if "crack" in classes else None
