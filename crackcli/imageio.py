@@ -52,9 +52,36 @@ def image_size(path: Path) -> tuple[int, int]:
         raise ImageReadError(f"{path}: not a readable image ({_reason(exc)}); check the file or remove it") from None
 
 
-def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode ``path`` to an (H, W, 3) uint8 RGB array with EXIF orientation applied."""
-    image = _decode(path, max_pixels, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+# JPEG decoders can scale by 1/2, 1/4 or 1/8 inside the DCT: several times faster than decoding in full.
+_REDUCED_JPEG = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def display_size(path: Path) -> tuple[int, int]:
+    """(width, height) as ``read_rgb`` returns the photo, i.e. after EXIF rotation, from the header alone."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            rotated = img.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that swap the axes
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(f"{path}: not a readable image ({_reason(exc)}); check the file or remove it") from None
+    return (height, width) if rotated else (width, height)
+
+
+def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1) -> np.ndarray:
+    """Decode ``path`` to an (H, W, 3) uint8 RGB array with EXIF orientation applied.
+
+    ``reduce`` (1, 2, 4 or 8) shrinks each side by that factor (rounding up); JPEGs are decoded at that
+    size directly, other formats are decoded in full and area-averaged.
+    """
+    if reduce not in (1, *_REDUCED_JPEG):
+        raise ValueError(f"reduce must be 1, 2, 4 or 8, not {reduce}")
+    jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+    flags = _REDUCED_JPEG[reduce] if reduce > 1 and jpeg else cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
+    image = _decode(path, max_pixels, flags)
+    if reduce > 1 and not jpeg:
+        height, width = image.shape[:2]
+        size = (-(-width // reduce), -(-height // reduce))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:

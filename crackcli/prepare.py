@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import csv
 import glob
-import hashlib
 import io
 import random
-import re
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,9 +26,9 @@ from crackcli.imageio import (
     is_image_path,
     read_mask,
     read_rgb,
-    walk_files,
     write_image,
 )
+from crackcli.inputs import collect_inputs, safe_name, safe_stems
 from crackcli.tiling import EDGE_RULES, Window, crop, grid
 
 LABEL_MODES = ("folder", "mask", "none")
@@ -101,45 +99,6 @@ def parse_split(text: str) -> tuple[float, ...]:
         raise UsageError(f"--split '{text}': give train:val[:test] ratios such as 3:1:1")
     total = sum(parts)
     return tuple(p / total for p in parts)
-
-
-def collect_inputs(sources: Iterable[str], out: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Image files named by ``sources`` (files, folders searched recursively, globs), and the failures."""
-    out_resolved = out.resolve()
-    found: list[Path] = []
-    failures: list[tuple[str, str]] = []
-    for source in sources:
-        path = Path(source)
-        if path.is_dir():
-            resolved = path.resolve()
-            if out_resolved == resolved or resolved in out_resolved.parents:
-                raise UsageError(f"--out {out} is inside the source folder {source}; choose an --out outside it")
-            found += sorted(p for p in walk_files(path) if is_image_path(p))
-        elif path.is_file():
-            found.append(path)
-        elif glob.has_magic(source):
-            matches = sorted(Path(p) for p in glob.glob(source, recursive=True))
-            files = [p for p in matches if p.is_file() and is_image_path(p)]
-            if not files:
-                failures.append((source, f"{source}: no image matches this pattern"))
-            found += files
-        else:
-            failures.append((source, f"{source}: no such file or folder; check the path"))
-    unique = list(dict.fromkeys(found))
-    return unique, failures
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_stems(paths: list[Path]) -> list[str]:
-    """Filesystem-safe, unique stems; clashing names get a short hash of their full path."""
-    stems = [_UNSAFE.sub("_", p.stem).strip("._") or "photo" for p in paths]
-    counts = Counter(stems)
-    return [
-        f"{stem}-{hashlib.sha1(str(p).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}" if counts[stem] > 1 else stem
-        for stem, p in zip(stems, paths)
-    ]
 
 
 def assign_splits(photos: list[Photo], ratios: tuple[float, ...], seed: int) -> None:
@@ -228,7 +187,7 @@ class Preparer:
         photos = [Photo(p, s) for p, s in zip(paths, safe_stems(paths))]
         if self.options.labels == "folder":
             for photo in photos:
-                photo.label = _UNSAFE.sub("_", photo.path.parent.name) or "unlabelled"
+                photo.label = safe_name(photo.path.parent.name) or "unlabelled"
         if self.options.split:
             assign_splits(photos, self.options.split, self.options.seed)
         return photos, summary

@@ -30,6 +30,7 @@ from crackcli.atomic import atomic_write_bytes
 from crackcli.augment import build_augment
 from crackcli.checkpoint import load_checkpoint, save_checkpoint
 from crackcli.modelmeta import ModelMeta, default_crack_class
+from crackcli.rundir import unique_run_dir
 from crackcli.dataset import (
     EpochBatches,
     LabelledFolder,
@@ -167,19 +168,6 @@ def link_or_copy(source: Path, target: Path) -> None:
     except OSError:
         shutil.copyfile(source, temporary)
     os.replace(temporary, target)
-
-
-def unique_run_dir(project: Path, name: str) -> Path:
-    """``project/name``, or ``name2``, ``name3``... when taken: an earlier run is never overwritten."""
-    project.mkdir(parents=True, exist_ok=True)
-    for suffix in ["", *range(2, 10_000)]:
-        candidate = project / f"{name}{suffix}"
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise CrackError(f"{project}: too many runs named {name}*; pass another --name")
 
 
 class TrainEvents:

@@ -53,3 +53,37 @@ def write_patch_folders(
 def patch_data(tmp_path) -> Path:
     """crack/no_crack patches split into train (24 a class) and val (8 a class)."""
     return write_patch_folders(tmp_path / "patches", {"train": 24, "val": 8})
+
+
+def texture_photo(
+    width: int, height: int, seed: int = 0, crack_rows: tuple[int, ...] = (), thickness: int = 5
+) -> np.ndarray:
+    """A concrete-like RGB photo, with a dark horizontal crack line (as ``crack_patch`` draws) at each row."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    photo = np.clip(145 + rng.normal(0, 12, (height, width, 1)) + rng.normal(0, 4, (height, width, 3)), 0, 255)
+    for row in crack_rows:
+        cv2.line(photo, (0, row), (width - 1, row), (25.0, 25.0, 25.0), thickness)
+    return photo.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def crack_model(tmp_path_factory):
+    """A resnet18 trained for real on 64 px crack/no-crack patches (F = 1 on its val split), and its ONNX export.
+
+    Returns (checkpoint, onnx file, patch folders).
+    """
+    from crackcli.export import export_checkpoint
+    from crackcli.train import TrainConfig, Trainer
+
+    root = tmp_path_factory.mktemp("crack_model")
+    data = write_patch_folders(root / "patches", {"train": 64, "val": 16}, size=64)
+    config = TrainConfig(
+        data=str(data), backbone="resnet18", weights="none", epochs=6, milestones=(4,), batch=16, image_size=64,
+        workers=0, project=str(root / "runs"), name="m",
+    )
+    result = Trainer(config).fit()
+    checkpoint = result.run_dir / "last.pt"  # trained to the end: sharper probabilities than the first F = 1 epoch
+    exported = export_checkpoint(checkpoint, root / "model.onnx")
+    return checkpoint, exported.path, data

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -15,11 +16,15 @@ from crackcli.cli.app import app, out, user_errors
 @app.command()
 @user_errors
 def info(
+    model: Annotated[Optional[Path], typer.Argument(help="A model file (.onnx or .pt) to describe instead.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
-    """Show package versions, torch devices, ONNX Runtime providers and CPU threads."""
+    """Show package versions, torch devices, ONNX Runtime providers and CPU threads, or what a model file says."""
     from crackcli.envinfo import environment_report
 
+    if model is not None:
+        _describe_model(model, as_json)
+        return
     report = environment_report()
     if as_json:
         print(json.dumps(report))
@@ -34,4 +39,19 @@ def info(
     table.add_row("onnxruntime providers (built in)", ", ".join(report["onnxruntime_providers"]))
     cpu = report["cpu"]
     table.add_row("cpu threads", f"{cpu['usable_cpus']} usable of {cpu['logical_cpus']}, torch uses {cpu['torch_threads']}")
+    out.print(table)
+
+
+def _describe_model(path: Path, as_json: bool) -> None:
+    from crackcli.modelinfo import model_file_info
+
+    details = model_file_info(path)
+    if as_json:
+        print(json.dumps(details))
+        return
+    table = Table(title=str(path), show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for key, value in details.items():
+        table.add_row(key, value if isinstance(value, str) else json.dumps(value))
     out.print(table)

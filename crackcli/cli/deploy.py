@@ -1,0 +1,155 @@
+"""`crack export` and `crack scan`: models for the field and crack heatmaps over whole photos.
+
+Exit codes of `crack scan`: 0 every input scanned; 1 some inputs failed (the rest were scanned and
+reported); 2 usage error; 3 with --fail-on-crack, a crack was found and nothing failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from crackcli.cli.app import EXIT_FAILED_INPUTS, app, err, print_error, progress_bar, user_errors
+from crackcli.errors import CrackError, UsageError
+
+EXIT_CRACK_FOUND = 3
+DEFAULT_MODEL_NAME = "crack-default.onnx"
+
+
+def default_model() -> Path:
+    """``$CRACK_MODEL``, else the model shipped in ``models/`` (source checkout or editable install)."""
+    if os.environ.get("CRACK_MODEL"):
+        return Path(os.environ["CRACK_MODEL"])
+    import crackcli
+
+    shipped = Path(crackcli.__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
+    if not shipped.is_file():
+        raise UsageError(f"no default model at {shipped}; pass --model FILE (.onnx from crack export or a .pt checkpoint)")
+    return shipped
+
+
+@app.command()
+@user_errors
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A .pt checkpoint from crack train (e.g. runs/train/exp/best.pt).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The .onnx file (default: beside the checkpoint, same name).")] = None,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Half-precision weights and activations (for GPUs).")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Static int8 quantisation calibrated on --calibrate (for CPUs).")] = False,
+    calibrate: Annotated[Optional[Path], typer.Option(help="Labelled patches (class folders): int8 ranges and the accuracy check.")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the export report as one JSON object.")] = False,
+) -> None:
+    """Write a checkpoint as one ONNX file with its metadata, checked against PyTorch with ONNX Runtime."""
+    from crackcli.export import export_checkpoint
+
+    if fp16 and int8:
+        raise UsageError("choose one of --fp16 and --int8")
+    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    target = out or checkpoint.with_suffix(".onnx" if precision == "fp32" else f".{precision}.onnx")
+    report = export_checkpoint(checkpoint, target, precision, opset, calibrate, overwrite=force)
+    if as_json:
+        print(json.dumps({**report.__dict__, "path": str(report.path)}))
+        return
+    lines = [f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB, {report.precision}, dense output: {'yes' if report.dense else 'no'})"]
+    if report.max_prob_delta is not None:
+        lines.append(f"parity with PyTorch on {report.check_images} patches: max |Δprob| {report.max_prob_delta:.2e}")
+        lines.append(f"CPU: {report.latency_ms:.1f} ms for one patch, {report.patches_per_s:.0f} patches/s in batches of 32")
+    for name, figures in report.accuracy.items():
+        lines.append(f"on {calibrate}: {name} accuracy {figures['accuracy']:.4f}, macro F {figures['f1']:.4f}")
+    lines += [f"note: {note}" for note in report.notes]
+    for line in lines:
+        err.print(line, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def scan(
+    inputs: Annotated[list[str], typer.Argument(help="Photos, folders, globs, or - to read paths (one per line) from stdin.")],
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="A .onnx or .pt model (default: $CRACK_MODEL, else the shipped model).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: a new runs/scan/expN).")] = None,
+    stride: Annotated[Optional[int], typer.Option(help="Step between windows in pixels (default: half a window).")] = None,
+    patch: Annotated[Optional[int], typer.Option(help="Window side in photo pixels (default: the model's, 224).")] = None,
+    threshold: Annotated[float, typer.Option(help="Crack probability from which a window counts as crack.")] = 0.5,
+    mode: Annotated[str, typer.Option(help="patch (classify every window) or dense (one trunk pass per photo; ResNets).")] = "patch",
+    batch: Annotated[int, typer.Option(help="Windows per inference call in patch mode.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write an overlay picture per photo.")] = True,
+    overlay_size: Annotated[int, typer.Option(help="Longer side of overlays in pixels; 0 keeps the photo's size.")] = 2048,
+    crack_class: Annotated[Optional[str], typer.Option(help="The class reported as crack (default: the model's).")] = None,
+    shard: Annotated[Optional[str], typer.Option(help="I/N: scan only the I-th of N interleaved shares of the inputs (I from 0).")] = None,
+    fail_on_crack: Annotated[bool, typer.Option("--fail-on-crack", help="Exit 3 when a crack is found (and nothing failed).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo photos whose report is already in --out.")] = False,
+    max_pixels: Annotated[int, typer.Option(help="Refuse photos above this many pixels (bomb guard).")] = 300_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each photo's report as one JSON line on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+) -> None:
+    """Find cracks in photos: per-window crack probabilities, a heatmap overlay and a JSON report per photo.
+
+    Exit status: 0 all inputs scanned, 1 some failed (the others are still scanned), 2 usage error,
+    3 with --fail-on-crack when a crack was found and nothing failed.
+    """
+    from crackcli.inference import load_predictor
+    from crackcli.inputs import collect_inputs, parse_shard, read_path_list, safe_stems, take_shard
+    from crackcli.rundir import unique_run_dir
+    from crackcli.scan import ScanSettings
+    from crackcli.scanjob import JobOptions, ScanJob
+
+    shard_index, shard_count = parse_shard(shard) if shard else (0, 1)
+    sources = [line for item in inputs for line in (read_path_list(sys.stdin) if item == "-" else [item])]
+    if not sources:
+        raise UsageError("no inputs: pass photos, folders or globs, or - with paths on stdin")
+    try:
+        predictor = load_predictor(model or default_model(), device)
+    except CrackError as exc:  # nothing can be scanned without a model: a usage error, not a failed input
+        raise UsageError(str(exc)) from None
+    fallback = getattr(predictor, "fallback", None)
+    if fallback and device == "cuda":
+        print_error(f"warning: --device cuda, but running on the CPU: {fallback}")
+    elif fallback:
+        print_error(f"note: a GPU is present but ONNX Runtime runs on the CPU: {fallback}")
+    window = patch or predictor.meta.patch_size
+    settings = ScanSettings(patch=window, stride=stride or max(1, window // 2), batch=batch, mode=mode)
+
+    target = out or Path("runs/scan/exp")
+    paths, failures = collect_inputs(sources, target)
+    if not paths and not failures:
+        raise UsageError(f"no photos found in {', '.join(sources)}; pass image files or folders holding them")
+    photos = take_shard(list(zip(paths, safe_stems(paths))), shard_index, shard_count)
+    summary_name = f"summary-{shard_index}-of-{shard_count}.csv" if shard_count > 1 else "summary.csv"
+    if out is None:
+        target = unique_run_dir(Path("runs/scan"), "exp")
+    options = JobOptions(
+        settings=settings, out=target, threshold=threshold, crack_class=crack_class, overlay=overlay,
+        overlay_max_side=overlay_size, max_pixels=max_pixels, overwrite=force, summary_name=summary_name,
+    )
+    job = ScanJob(predictor, options)
+    if not quiet:
+        err.print(f"scanning {len(photos)} photos with {predictor.describe()}, {job.mode} mode, "
+                  f"{window} px windows every {settings.stride} px → {target}", highlight=False, soft_wrap=True)
+    for _, message in failures:
+        print_error(message)
+
+    def show(report: dict) -> None:
+        if as_json:
+            print(json.dumps(report), flush=True)
+        elif not quiet:
+            s = report["summary"]
+            err.print(f"{report['image']}: {s['crack_windows']}/{s['windows']} crack windows, max {s['max_crack_prob']:.2f}, "
+                      f"{len(s['regions'])} regions", highlight=False, soft_wrap=True)
+
+    with progress_bar(len(photos), "scan", quiet or as_json) as advance:
+        result = job.run(photos, on_report=show, on_error=print_error, progress=advance)
+    if not quiet:
+        kept = f", {result.kept} kept from an earlier run (--force redoes them)" if result.kept else ""
+        err.print(f"{result.scanned} scanned{kept}, {result.failed + len(failures)} failed, "
+                  f"{result.with_cracks} with cracks; summary: {target / summary_name}", highlight=False, soft_wrap=True)
+    if result.failed or failures:
+        raise typer.Exit(EXIT_FAILED_INPUTS)
+    if fail_on_crack and result.with_cracks:
+        raise typer.Exit(EXIT_CRACK_FOUND)

@@ -1,0 +1,79 @@
+"""What the commands that take photos share: turning arguments (files, folders, globs, ``-`` for a list on
+stdin) into a stable list of files, safe output names, and shards of the list for parallel jobs."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, TextIO
+
+from crackcli.errors import UsageError
+from crackcli.imageio import is_image_path, walk_files
+
+
+def read_path_list(stream: TextIO) -> list[str]:
+    """One path per line (as ``find`` prints them); blank lines are ignored."""
+    return [line.rstrip("\r\n") for line in stream if line.strip()]
+
+
+def collect_inputs(sources: Iterable[str], out: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files named by ``sources`` (files, folders searched recursively, globs), and the failures."""
+    out_resolved = out.resolve()
+    found: list[Path] = []
+    failures: list[tuple[str, str]] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            resolved = path.resolve()
+            if out_resolved == resolved or resolved in out_resolved.parents:
+                raise UsageError(f"--out {out} is inside the source folder {source}; choose an --out outside it")
+            found += sorted(p for p in walk_files(path) if is_image_path(p))
+        elif path.is_file():
+            found.append(path)
+        elif glob.has_magic(source):
+            matches = sorted(Path(p) for p in glob.glob(source, recursive=True))
+            files = [p for p in matches if p.is_file() and is_image_path(p)]
+            if not files:
+                failures.append((source, f"{source}: no image matches this pattern"))
+            found += files
+        else:
+            failures.append((source, f"{source}: no such file or folder; check the path"))
+    unique = list(dict.fromkeys(found))
+    return unique, failures
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(name: str) -> str:
+    """``name`` with anything but letters, digits, ``.``, ``_`` and ``-`` replaced: it cannot leave a folder."""
+    return _UNSAFE.sub("_", name)
+
+
+def safe_stems(paths: list[Path]) -> list[str]:
+    """Filesystem-safe, unique stems; clashing names get a short hash of their full path."""
+    stems = [safe_name(p.stem).strip("._") or "photo" for p in paths]
+    counts = Counter(stems)
+    return [
+        f"{stem}-{hashlib.sha1(str(p).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}" if counts[stem] > 1 else stem
+        for stem, p in zip(stems, paths)
+    ]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``I/N`` (I counted from 0) -> (I, N)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard '{text}': give I/N, e.g. 0/4 for the first of four shards") from None
+    if count < 1 or not 0 <= index < count:
+        raise UsageError(f"--shard '{text}': I must be 0 to N-1 and N at least 1")
+    return index, count
+
+
+def take_shard(items: list, index: int, count: int) -> list:
+    """Every ``count``-th item from ``index``: shards of one list cover it exactly once, in balance."""
+    return items[index::count]

@@ -1,0 +1,34 @@
+"""`crack info MODEL`: what a model file says about itself, read without running it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from crackcli.errors import UsageError
+
+
+def model_file_info(path: Path) -> dict[str, Any]:
+    """The metadata of a `crack export` ONNX file or a `crack train` checkpoint."""
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from crackcli.onnxfile import load_checked
+
+        model, info = load_checked(path)
+        details: dict[str, Any] = {"file": str(path), "kind": "ONNX (crack export)", "size_mb": round(path.stat().st_size / 1e6, 2)}
+        details.update(info.meta.as_dict())
+        details.update({"dense": info.dense, "precision": info.precision, "opset": model.opset_import[0].version})
+        details.update({k: v for k, v in info.properties.items() if k in ("input", "outputs")})
+        details["training"] = info.training()
+        return details
+    if suffix in (".pt", ".pth"):
+        from crackcli.checkpoint import load_checkpoint
+
+        payload = load_checkpoint(path)
+        details = {"file": str(path), "kind": "crack train checkpoint", "size_mb": round(path.stat().st_size / 1e6, 2)}
+        details.update(payload["meta"])
+        details.update({"epoch": payload.get("epoch"), "crackcli_version": payload.get("crackcli_version")})
+        details["training"] = json.loads(json.dumps(payload.get("summary", {}), default=str))
+        return details
+    raise UsageError(f"{path}: unknown model file type '{suffix}'; pass a .onnx or .pt file")

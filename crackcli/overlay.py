@@ -1,0 +1,69 @@
+"""The picture an inspector looks at: the photo with the crack heatmap blended on, crack regions outlined
+and a legend for the colours.  Rendered at a viewing size (the report keeps full-resolution boxes)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+WHITE = (255, 255, 255)
+BLACK = (0, 0, 0)
+OUTLINE = (255, 40, 40)
+MAX_ALPHA = 0.6  # the heat colour never hides the surface under it completely
+
+
+def viewing_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is at most ``max_side`` (0: full size)."""
+    longest = max(width, height)
+    if max_side <= 0 or longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def heat_colours(heat: np.ndarray) -> np.ndarray:
+    """RGB colours of probabilities 0..1 (the turbo colour map: blue low, red high)."""
+    levels = np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+
+
+def render_overlay(
+    rgb: np.ndarray, heat: np.ndarray, crack_mask: np.ndarray, threshold: float, size: tuple[int, int], caption: str
+) -> np.ndarray:
+    """The photo at ``size`` with heat blended in proportion to the probability, regions outlined, a legend."""
+    width, height = size
+    base = rgb if rgb.shape[1::-1] == size else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    heat_up = cv2.resize(heat, size, interpolation=cv2.INTER_LINEAR)
+    alpha = (MAX_ALPHA * np.clip(heat_up, 0, 1))[..., None]
+    image = (base * (1 - alpha) + heat_colours(heat_up) * alpha).astype(np.uint8)
+
+    mask_up = cv2.resize(crack_mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(mask_up, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    thickness = max(2, round(max(size) / 600))
+    cv2.drawContours(image, contours, -1, OUTLINE, thickness, cv2.LINE_AA)
+    _draw_legend(image, threshold, caption)
+    return image
+
+
+def _draw_legend(image: np.ndarray, threshold: float, caption: str) -> None:
+    """A colour bar from 0 to 1 with the threshold marked, and a caption, in the bottom-left corner."""
+    height, width = image.shape[:2]
+    unit = max(1.0, min(width, height) / 500)
+    bar_w, bar_h, pad = int(200 * unit), int(12 * unit), int(8 * unit)
+    font, scale, line = cv2.FONT_HERSHEY_SIMPLEX, 0.45 * unit, max(1, round(unit))
+    text_h = int(18 * unit)
+    box_w = min(width, max(bar_w, int(cv2.getTextSize(caption, font, scale, line)[0][0])) + 2 * pad)
+    box_h = bar_h + 2 * text_h + 2 * pad
+    if width < bar_w + 2 * pad or height < 2 * box_h:
+        return  # too small a picture to carry a legend
+    x0, y0 = 0, height - box_h
+    panel = image[y0:height, x0 : x0 + box_w]
+    panel[:] = (panel * 0.35).astype(np.uint8)  # darken under the legend so it reads on any photo
+
+    bar = heat_colours(np.linspace(0, 1, bar_w, dtype=np.float32)[None, :].repeat(bar_h, 0))
+    bx, by = x0 + pad, y0 + pad + text_h
+    image[by : by + bar_h, bx : bx + bar_w] = bar
+    tick = bx + int(threshold * (bar_w - 1))
+    cv2.line(image, (tick, by - 3), (tick, by + bar_h + 2), WHITE, line)
+    cv2.putText(image, f"P(crack): 0   threshold {threshold:g}   1", (bx, by - int(5 * unit)), font, scale, WHITE, line, cv2.LINE_AA)
+    cv2.putText(image, caption, (bx, by + bar_h + text_h - int(3 * unit)), font, scale, WHITE, line, cv2.LINE_AA)

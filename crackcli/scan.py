@@ -1,0 +1,184 @@
+"""Sliding-window classification of whole photos: class probabilities for every window of a grid.
+
+Windows come from ``tiling.grid`` (the geometry `crack prepare` cuts patches with): ``patch`` photo pixels
+square, ``stride`` apart, the last row and column shifted to end at the border.  Two ways to score them:
+
+- ``patch``: every window is cut, resized to the model's input (``preprocess.fit_patch``) and classified,
+  exactly as training saw patches.  Its cost grows with the overlap.
+- ``dense``: for backbones whose head is linear after a global average pool (ResNets), the photo is
+  resized once by ``image_size / patch``, the trunk runs over it once (in tiles with halos, so memory
+  stays bounded), and each window's logits are the average of the per-location logits it covers.  A
+  window's cells see their neighbours instead of zero padding, so it agrees closely with patch mode
+  rather than exactly; its cost does not depend on the stride.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from crackcli.errors import UsageError
+from crackcli.inference import Predictor
+from crackcli.preprocess import fit_patch
+from crackcli.tiling import Window, crop, grid
+
+MODES = ("patch", "dense")
+CELL = 32  # output stride of the trunks dense mode supports (models.TRUNK_STRIDE)
+TILE = 2048  # dense mode: core of one trunk pass, in model-input pixels (a multiple of CELL)
+HALO = 128  # context added around each tile so cells near its edge see real neighbours
+MIN_DENSE_INPUT = 2 * CELL
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    patch: int  # window side in photo pixels
+    stride: int
+    batch: int = 64  # windows per inference call (patch mode)
+    mode: str = "patch"
+
+    def __post_init__(self) -> None:
+        if self.patch < 8:
+            raise UsageError(f"--patch {self.patch}: windows must be at least 8 pixels")
+        if not 1 <= self.stride:
+            raise UsageError("--stride must be at least 1 pixel")
+        if self.batch < 1:
+            raise UsageError("--batch must be at least 1")
+        if self.mode not in MODES:
+            raise UsageError(f"unknown mode '{self.mode}': choose one of {', '.join(MODES)}")
+
+
+@dataclass
+class WindowScores:
+    windows: list[Window]
+    probs: np.ndarray  # (len(windows), C) float32, in the model's class order
+    mode: str  # the mode that produced them: patch or dense
+
+
+def scan_grid(width: int, height: int, settings: ScanSettings) -> list[Window]:
+    """The windows of a photo; one smaller than a window gets windows padded by reflection."""
+    edge = "shift" if width >= settings.patch and height >= settings.patch else "pad"
+    return grid(width, height, settings.patch, settings.stride, edge)
+
+
+def choose_mode(predictor: Predictor, settings: ScanSettings) -> str:
+    """The mode to scan with; dense is refused where the model has no dense form.
+
+    Dense mode also needs windows of at least 2×2 cells at model scale: a one-cell window is all
+    context and no patch.  Patch mode is the default: on the models measured so far (small inputs,
+    trained on isolated patches) dense windows agreed with patch windows too loosely to replace them
+    (docs/BENCHMARKS.md).
+    """
+    if settings.mode == "dense" and not predictor.dense:
+        raise UsageError(
+            f"--mode dense needs a backbone with a per-location form (ResNets); {predictor.meta.backbone} has "
+            "global operations before its head (or the file was exported without it); use --mode patch"
+        )
+    if settings.mode == "dense" and predictor.meta.image_size < MIN_DENSE_INPUT:
+        raise UsageError(f"--mode dense needs a model input of at least {MIN_DENSE_INPUT} px (this one: {predictor.meta.image_size}); use --mode patch")
+    return settings.mode
+
+
+def dense_reduction(predictor: Predictor, settings: ScanSettings) -> int:
+    """The largest decode reduction (1, 2, 4, 8) that keeps at least the resolution dense mode resizes to."""
+    scale = predictor.meta.image_size / settings.patch
+    reduce = 1
+    while reduce < 8 and 2 * reduce * scale <= 1:
+        reduce *= 2
+    return reduce
+
+
+def dense_applies(photo_size: tuple[int, int], settings: ScanSettings, image_size: int) -> bool:
+    """Dense mode needs the photo, at model scale, to hold at least one model input."""
+    width, height = photo_size
+    return min(width, height) * image_size / settings.patch >= image_size
+
+
+def scan_image(
+    predictor: Predictor, rgb: np.ndarray, photo_size: tuple[int, int], settings: ScanSettings, mode: str
+) -> WindowScores:
+    """Score every window of a photo of ``photo_size`` (width, height) whose pixels are ``rgb``.
+
+    ``rgb`` may be a reduced decode of the photo (dense mode only); window coordinates are always in
+    photo pixels.
+    """
+    width, height = photo_size
+    windows = scan_grid(width, height, settings)
+    if mode == "dense" and dense_applies(photo_size, settings, predictor.meta.image_size):
+        return WindowScores(windows, dense_probs(predictor, rgb, photo_size, windows, settings.patch), "dense")
+    if rgb.shape[1] != width or rgb.shape[0] != height:
+        raise ValueError("patch mode needs the photo at full resolution")
+    return WindowScores(windows, patch_probs(predictor, rgb, windows, settings.batch), "patch")
+
+
+def patch_probs(predictor: Predictor, rgb: np.ndarray, windows: list[Window], batch: int) -> np.ndarray:
+    """Cut, resize and classify every window."""
+    size = predictor.meta.image_size
+    probs = np.empty((len(windows), len(predictor.meta.classes)), np.float32)
+    buffer = np.empty((min(batch, len(windows)), size, size, 3), np.uint8)
+    for start in range(0, len(windows), batch):
+        chunk = windows[start : start + batch]
+        for i, window in enumerate(chunk):
+            buffer[i] = fit_patch(crop(rgb, window), size)
+        probs[start : start + len(chunk)] = predictor.predict(buffer[: len(chunk)].transpose(0, 3, 1, 2))
+    return probs
+
+
+def dense_probs(
+    predictor: Predictor, rgb: np.ndarray, photo_size: tuple[int, int], windows: list[Window], patch: int
+) -> np.ndarray:
+    """Window probabilities from one trunk pass over the photo resized to the model's scale."""
+    width, height = photo_size
+    size = predictor.meta.image_size
+    work_w, work_h = round(width * size / patch), round(height * size / patch)
+    if rgb.shape[:2] != (work_h, work_w):
+        rgb = cv2.resize(rgb, (work_w, work_h), interpolation=cv2.INTER_AREA)
+    logits = logit_map_tiled(predictor, rgb)  # (C, cells_y, cells_x), CELL model pixels each
+
+    xs = sorted({w.x for w in windows})
+    ys = sorted({w.y for w in windows})
+    # Overlap of each window with each cell, per axis, in photo pixels: window logits are the
+    # area-weighted mean of the cells they cover (exactly the pool-then-linear head).
+    weights_x = _overlap_weights(xs, patch, logits.shape[2], CELL * width / work_w, width)
+    weights_y = _overlap_weights(ys, patch, logits.shape[1], CELL * height / work_h, height)
+    window_logits = np.einsum("yi,cij,xj->yxc", weights_y, logits, weights_x)
+    column = {x: i for i, x in enumerate(xs)}
+    row = {y: i for i, y in enumerate(ys)}
+    picked = window_logits[[row[w.y] for w in windows], [column[w.x] for w in windows]]
+    return _softmax(picked)
+
+
+def logit_map_tiled(predictor: Predictor, rgb: np.ndarray) -> np.ndarray:
+    """Per-location class logits (C, ceil(H/CELL), ceil(W/CELL)) of an image, TILE pixels at a time."""
+    height, width = rgb.shape[:2]
+    padded_h, padded_w = -(-height // CELL) * CELL, -(-width // CELL) * CELL
+    # Edge replication to whole cells: the last cell then holds photo pixels rather than zeros.
+    image = cv2.copyMakeBorder(rgb, 0, padded_h - height, 0, padded_w - width, cv2.BORDER_REPLICATE)
+    cells = np.empty((len(predictor.meta.classes), padded_h // CELL, padded_w // CELL), np.float32)
+    for y0 in range(0, padded_h, TILE):
+        for x0 in range(0, padded_w, TILE):
+            y1, x1 = min(y0 + TILE, padded_h), min(x0 + TILE, padded_w)
+            in_y0, in_x0 = max(0, y0 - HALO), max(0, x0 - HALO)
+            in_y1, in_x1 = min(padded_h, y1 + HALO), min(padded_w, x1 + HALO)
+            tile = image[in_y0:in_y1, in_x0:in_x1].transpose(2, 0, 1)[None]
+            out = predictor.logit_map(np.ascontiguousarray(tile))[0]
+            oy, ox = (y0 - in_y0) // CELL, (x0 - in_x0) // CELL
+            cells[:, y0 // CELL : y1 // CELL, x0 // CELL : x1 // CELL] = out[
+                :, oy : oy + (y1 - y0) // CELL, ox : ox + (x1 - x0) // CELL
+            ]
+    return cells
+
+
+def _overlap_weights(origins: list[int], patch: int, cells: int, cell_px: float, length: int) -> np.ndarray:
+    """(len(origins), cells): the share of each window (clipped to the photo) falling on each cell."""
+    starts = np.clip(np.asarray(origins, np.float64), 0, length)
+    ends = np.clip(starts + patch, 0, length)
+    edges = np.arange(cells + 1) * cell_px
+    overlap = np.clip(np.minimum(ends[:, None], edges[None, 1:]) - np.maximum(starts[:, None], edges[None, :-1]), 0, None)
+    return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -1,0 +1,243 @@
+"""`crack scan` over many photos: decode ahead, score, write each photo's outputs, keep going on failures.
+
+Per photo, in the output folder: ``<stem>.json`` (the report), ``<stem>_overlay.jpg`` and
+``<stem>_heatmap.png`` (crack probability × 255, one pixel per heatmap cell); for the job,
+``summary.csv`` (``summary-<I>-of-<N>.csv`` for a shard).  Every file is written atomically; a photo
+whose report is already there is not scanned again (so a stopped job re-run finishes the rest) unless
+``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from crackcli import __version__
+from crackcli.atomic import atomic_write_bytes
+from crackcli.errors import CrackError, UsageError
+from crackcli.findings import crack_heatmap, crack_regions, heat_cell, summarize
+from crackcli.imageio import DEFAULT_MAX_PIXELS, ImageReadError, display_size, read_rgb, write_image
+from crackcli.inference import Predictor
+from crackcli.overlay import render_overlay, viewing_size
+from crackcli.scan import ScanSettings, choose_mode, dense_applies, dense_reduction, scan_image
+
+SUMMARY_FIELDS = (
+    "image", "status", "width", "height", "windows", "crack_windows", "crack_fraction", "max_crack_prob", "regions",
+    "report", "error", "seconds",
+)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    settings: ScanSettings
+    out: Path
+    threshold: float = 0.5
+    crack_class: str | None = None  # default: the model's
+    overlay: bool = True
+    overlay_max_side: int = 2048  # 0: the photo's own size
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    overwrite: bool = False
+    summary_name: str = "summary.csv"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise UsageError(f"--threshold {self.threshold}: give a probability between 0 and 1")
+
+
+@dataclass
+class JobResult:
+    scanned: int = 0
+    kept: int = 0  # reports already in the output folder, not redone
+    failed: int = 0
+    with_cracks: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Decoded:
+    rgb: np.ndarray
+    size: tuple[int, int]
+    seconds: float
+
+
+class ScanJob:
+    """Scan photos with one predictor and settings; ``run`` reports each photo through callbacks."""
+
+    def __init__(self, predictor: Predictor, options: JobOptions) -> None:
+        self.predictor = predictor
+        self.options = options
+        self.mode = choose_mode(predictor, options.settings)
+        classes = predictor.meta.classes
+        self.crack_class = options.crack_class or predictor.meta.crack_class
+        if self.crack_class not in classes:
+            raise UsageError(
+                f"{predictor.source}: no class '{self.crack_class}' among {', '.join(classes)}; "
+                "name the crack class with --crack-class"
+            )
+        self.crack_index = classes.index(self.crack_class)
+        self.reduce = dense_reduction(predictor, options.settings) if self.mode == "dense" else 1
+
+    def run(
+        self,
+        photos: list[tuple[Path, str]],
+        on_report: Callable[[dict[str, Any]], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> JobResult:
+        """Scan (path, output stem) pairs in order; a failing photo is reported and skipped."""
+        result = JobResult()
+        self.options.out.mkdir(parents=True, exist_ok=True)
+        for path, stem, decoded in self._decoded_ahead(photos):
+            try:
+                report, kept = self._report_for(path, stem, decoded)
+            except CrackError as exc:
+                result.failed += 1
+                result.rows.append({"image": str(path), "status": "failed", "error": str(exc)})
+                if on_error:
+                    on_error(str(exc))
+            else:
+                result.kept += kept
+                result.scanned += not kept
+                result.with_cracks += report["summary"]["crack_windows"] > 0
+                result.rows.append(_summary_row(report, "kept" if kept else "scanned"))
+                if on_report:
+                    on_report(report)
+            if progress:
+                progress(1)
+        self._write_summary(result.rows)
+        return result
+
+    def _decoded_ahead(self, photos: list[tuple[Path, str]]) -> Iterator[tuple[Path, str, _Decoded | CrackError | None]]:
+        """Yield photos with their pixels (None: report kept), decoding the next one while this one is scanned.
+
+        At most two photos are in memory at once, whatever the length of the list.
+        """
+        todo = [self.options.overwrite or not self._report_path(stem).exists() for _, stem in photos]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+            futures: dict[int, Future] = {}
+
+            def submit(index: int) -> None:
+                if index < len(photos) and index not in futures:
+                    futures[index] = pool.submit(self._decode, photos[index][0])
+
+            for index, (path, stem) in enumerate(photos):
+                if todo[index]:
+                    submit(index)
+                following = next((j for j in range(index + 1, len(photos)) if todo[j]), None)
+                if following is not None:
+                    submit(following)
+                yield path, stem, futures.pop(index).result() if index in futures else None
+
+    def _decode(self, path: Path) -> _Decoded | CrackError:
+        started = time.perf_counter()
+        try:
+            size = display_size(path)
+            reduce = self.reduce if dense_applies(size, self.options.settings, self.predictor.meta.image_size) else 1
+            rgb = read_rgb(path, self.options.max_pixels, reduce)
+            if (rgb.shape[1], rgb.shape[0]) != (-(-size[0] // reduce), -(-size[1] // reduce)):
+                if reduce > 1:  # the header disagrees with the pixels: take no chances, decode in full
+                    rgb = read_rgb(path, self.options.max_pixels)
+                size = (rgb.shape[1], rgb.shape[0])
+        except CrackError as exc:
+            return exc
+        except MemoryError:
+            return ImageReadError(f"{path}: not enough memory to decode it; lower --max-pixels or scan it alone")
+        return _Decoded(rgb, size, time.perf_counter() - started)
+
+    def _report_path(self, stem: str) -> Path:
+        return self.options.out / f"{stem}.json"
+
+    def _report_for(self, path: Path, stem: str, decoded: _Decoded | CrackError | None) -> tuple[dict[str, Any], bool]:
+        if decoded is None:
+            try:
+                return json.loads(self._report_path(stem).read_text()), True
+            except (OSError, ValueError):
+                decoded = self._decode(path)  # an unreadable earlier report is redone
+        if isinstance(decoded, CrackError):
+            raise decoded
+        return self._scan(path, stem, decoded), False
+
+    def _scan(self, path: Path, stem: str, decoded: _Decoded) -> dict[str, Any]:
+        options, settings = self.options, self.options.settings
+        width, height = decoded.size
+        started = time.perf_counter()
+        scores = scan_image(self.predictor, decoded.rgb, decoded.size, settings, self.mode)
+        crack = scores.probs[:, self.crack_index]
+        inferred = time.perf_counter()
+
+        cell = heat_cell(settings.patch, settings.stride)
+        heat = crack_heatmap(scores.windows, crack, width, height, cell)
+        regions, mask = crack_regions(scores.windows, crack, options.threshold, width, height, cell)
+        summary = summarize(crack, options.threshold, regions)
+        outputs = {"report": str(self._report_path(stem)), "heatmap": str(options.out / f"{stem}_heatmap.png")}
+        write_image(Path(outputs["heatmap"]), np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8))
+        if options.overlay:
+            outputs["overlay"] = str(options.out / f"{stem}_overlay.jpg")
+            caption = f"{summary['crack_windows']} of {summary['windows']} windows crack, max {summary['max_crack_prob']:.2f}"
+            picture = render_overlay(
+                decoded.rgb, heat, mask, options.threshold, viewing_size(width, height, options.overlay_max_side), caption
+            )
+            write_image(Path(outputs["overlay"]), picture, jpeg_quality=90)
+        rendered = time.perf_counter()
+
+        report = {
+            "image": str(path),
+            "width": width,
+            "height": height,
+            "model": str(self.predictor.source),
+            "runtime": self.predictor.describe(),
+            "classes": list(self.predictor.meta.classes),
+            "crack_class": self.crack_class,
+            "patch": settings.patch,
+            "stride": settings.stride,
+            "mode": scores.mode,
+            "threshold": options.threshold,
+            "heatmap_cell": cell,
+            "windows": [
+                {"x": w.x, "y": w.y, "size": w.size, "probs": [round(float(p), 4) for p in row]}
+                for w, row in zip(scores.windows, scores.probs)
+            ],
+            "summary": summary,
+            "outputs": outputs,
+            "timing_s": {
+                "decode": round(decoded.seconds, 4),
+                "inference": round(inferred - started, 4),
+                "render": round(rendered - inferred, 4),
+            },
+            "crackcli_version": __version__,
+        }
+        atomic_write_bytes(self._report_path(stem), json.dumps(report).encode())
+        return report
+
+    def _write_summary(self, rows: list[dict[str, Any]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, SUMMARY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(self.options.out / self.options.summary_name, buffer.getvalue().encode("utf-8", "surrogateescape"))
+
+
+def _summary_row(report: dict[str, Any], status: str) -> dict[str, Any]:
+    summary = report["summary"]
+    return {
+        "image": report["image"],
+        "status": status,
+        "width": report["width"],
+        "height": report["height"],
+        "windows": summary["windows"],
+        "crack_windows": summary["crack_windows"],
+        "crack_fraction": summary["crack_fraction"],
+        "max_crack_prob": summary["max_crack_prob"],
+        "regions": len(summary["regions"]),
+        "report": report["outputs"]["report"],
+        "error": "",
+        "seconds": round(sum(report["timing_s"].values()), 4),
+    }

@@ -1,0 +1,106 @@
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from crackcli.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from crackcli.cli import app
+from crackcli.errors import CrackError
+from crackcli.export import export_checkpoint
+from crackcli.inference import OnnxPredictor, TorchPredictor
+from crackcli.models import build_model
+from crackcli.modelmeta import ModelMeta
+from crackcli.onnxfile import load_checked
+from conftest import crack_patch, texture_photo
+
+runner = CliRunner()
+
+
+def patches(count: int, size: int = 64, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([crack_patch(rng, size, i % 2 == 0) for i in range(count)]).transpose(0, 3, 1, 2).copy()
+
+
+def test_export_matches_pytorch_and_carries_the_checkpoint_metadata(crack_model):
+    checkpoint, exported, _ = crack_model
+    torch_model = TorchPredictor(checkpoint, "cpu")
+    onnx_model = OnnxPredictor(exported, "cpu")
+    assert onnx_model.meta == torch_model.meta
+    assert onnx_model.dense and onnx_model.info.precision == "fp32"
+    assert onnx_model.info.training()["config"]["loss"] == "igmsda"
+    batch = patches(12)
+    assert np.abs(onnx_model.predict(batch) - torch_model.predict(batch)).max() <= 1e-4
+    image = texture_photo(192, 128, crack_rows=(60,)).transpose(2, 0, 1)[None].copy()
+    assert onnx_model.logit_map(image).shape == (1, 2, 4, 6)
+    assert np.abs(onnx_model.logit_map(image) - torch_model.logit_map(image)).max() <= 1e-3
+
+
+def test_export_cli_refuses_to_overwrite_and_info_reads_the_file(crack_model, tmp_path):
+    checkpoint, _, _ = crack_model
+    target = tmp_path / "m.onnx"
+    first = runner.invoke(app, ["export", str(checkpoint), "--out", str(target)])
+    assert first.exit_code == 0, first.output
+    assert "max |Δprob|" in first.stderr and "patches/s" in first.stderr
+    before = target.read_bytes()
+    again = runner.invoke(app, ["export", str(checkpoint), "--out", str(target)])
+    assert again.exit_code == 2 and "--force" in again.stderr and target.read_bytes() == before
+    info = runner.invoke(app, ["info", str(target), "--json"])
+    details = json.loads(info.stdout)
+    assert details["classes"] == ["crack", "no_crack"] and details["image_size"] == 64 and details["dense"] is True
+
+
+def test_int8_export_reports_the_accuracy_change_on_the_calibration_folder(crack_model, tmp_path):
+    checkpoint, _, data = crack_model
+    report = export_checkpoint(checkpoint, tmp_path / "m.int8.onnx", "int8", calibrate=data / "val")
+    assert set(report.accuracy) == {"fp32", "int8"}
+    assert report.accuracy["fp32"]["f1"] - report.accuracy["int8"]["f1"] <= 0.1
+    model = OnnxPredictor(report.path, "cpu")
+    assert model.info.precision == "int8" and model.predict(patches(4)).shape == (4, 2)
+
+
+def test_fp16_export_keeps_uint8_input_and_float_outputs(crack_model, tmp_path):
+    checkpoint, _, _ = crack_model
+    report = export_checkpoint(checkpoint, tmp_path / "m.fp16.onnx", "fp16")
+    probs = OnnxPredictor(report.path, "cpu").predict(patches(4))
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(1), 1, atol=1e-3)
+    assert report.size_bytes < 0.6 * (checkpoint.stat().st_size)
+
+
+def test_eval_of_the_onnx_file_agrees_with_the_checkpoint(crack_model):
+    checkpoint, exported, data = crack_model
+    reports = []
+    for model in (checkpoint, exported):
+        result = runner.invoke(app, ["eval", str(model), str(data / "val"), "--json", "--workers", "0"])
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads(result.stdout))
+    assert reports[0]["confusion_matrix"] == reports[1]["confusion_matrix"]
+
+
+def test_files_that_are_not_crack_models_are_refused_with_one_line(crack_model, tmp_path):
+    _, exported, _ = crack_model
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(os.urandom(2000))
+    foreign = tmp_path / "foreign.onnx"
+    model = onnx.load(str(exported))
+    del model.metadata_props[:]
+    onnx.save(model, str(foreign))
+    external = tmp_path / "external.onnx"
+    onnx.save(onnx.load(str(exported)), str(external), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    for path, reason in ((garbage, "ONNX"), (foreign, "crack metadata"), (external, "external")):
+        with pytest.raises(CrackError, match=reason):
+            load_checked(path)
+        result = runner.invoke(app, ["scan", str(tmp_path), "--model", str(path)])
+        assert result.exit_code == 2 and "Traceback" not in result.output and str(path) in result.stderr
+
+
+def test_a_backbone_with_global_operations_exports_without_dense_output(tmp_path):
+    meta = ModelMeta("mobilenet_v3_small", ("crack", "no_crack"), "crack", 32, (0.5,) * 3, (0.25,) * 3)
+    save_checkpoint(tmp_path / "m.pt", meta, build_model("mobilenet_v3_small", 2, mean=meta.mean, std=meta.std))
+    report = export_checkpoint(tmp_path / "m.pt", tmp_path / "m.onnx")
+    model = OnnxPredictor(report.path, "cpu")
+    assert not model.dense and report.max_prob_delta <= 1e-4
+    torch_model, _ = model_from_checkpoint(load_checkpoint(tmp_path / "m.pt"))
+    assert not torch_model.supports_dense

@@ -1,0 +1,195 @@
+import json
+import os
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import texture_photo
+from crackcli import scan as scan_module
+from crackcli.cli import app
+from crackcli.findings import crack_heatmap, crack_regions
+from crackcli.imageio import read_rgb, write_image
+from crackcli.inference import OnnxPredictor
+from crackcli.scan import ScanSettings, logit_map_tiled, scan_grid, scan_image
+from crackcli.tiling import Window
+
+runner = CliRunner()
+CRACK_ROW = 200
+REPORT_KEYS = {
+    "image", "width", "height", "model", "classes", "crack_class", "patch", "stride", "windows", "summary", "outputs",
+    "timing_s",
+}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A photo with a horizontal crack at CRACK_ROW and one without, as JPEG files."""
+    root = tmp_path_factory.mktemp("photos")
+    write_image(root / "cracked.jpg", texture_photo(384, 320, seed=3, crack_rows=(CRACK_ROW,)), jpeg_quality=95)
+    write_image(root / "clean.jpg", texture_photo(320, 256, seed=4), jpeg_quality=95)
+    return root
+
+
+def scan_args(model, out, *extra):
+    return ["scan", "--model", str(model), "--patch", "64", "--stride", "32", "--out", str(out), *extra]
+
+
+def crack_probs_by_distance(report):
+    """Crack probabilities of windows crossed by the crack line and of windows far from it."""
+    crossed, far = [], []
+    for window in report["windows"]:
+        top, bottom = window["y"], window["y"] + window["size"]
+        if top + 8 <= CRACK_ROW <= bottom - 8:
+            crossed.append(window["probs"][0])
+        elif top > CRACK_ROW + 16 or bottom < CRACK_ROW - 16:
+            far.append(window["probs"][0])
+    return np.array(crossed), np.array(far)
+
+
+def test_a_known_crack_gets_high_probability_and_the_rest_low(crack_model, photos, tmp_path):
+    _, model, _ = crack_model
+    result = runner.invoke(app, scan_args(model, tmp_path, str(photos / "cracked.jpg"), "--json"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["mode"] == "patch"
+    crossed, far = crack_probs_by_distance(report)
+    assert len(crossed) >= 10 and len(far) >= 40
+    # Ranking (the share of crossed/far pairs ordered right) and levels on either side of 0.5.
+    assert (crossed[:, None] > far[None, :]).mean() >= 0.95
+    assert crossed.mean() > 0.5 and np.median(far) < 0.5
+    (region,) = report["summary"]["regions"][:1]
+    x0, y0, x1, y1 = region["bbox"]
+    assert y0 <= CRACK_ROW <= y1 and x1 - x0 > 300
+
+
+def test_report_schema_outputs_and_summary_csv(crack_model, photos, tmp_path):
+    _, model, _ = crack_model
+    result = runner.invoke(app, scan_args(model, tmp_path, str(photos)))
+    assert result.exit_code == 0, result.output
+    reports = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert set(reports) == {"cracked.json", "clean.json"}
+    report = reports["cracked.json"]
+    assert REPORT_KEYS <= set(report) and report["classes"] == ["crack", "no_crack"] and report["crack_class"] == "crack"
+    assert len(report["windows"]) == len(scan_grid(384, 320, ScanSettings(64, 32)))
+    assert all(abs(sum(w["probs"]) - 1) < 1e-3 and w["size"] == 64 for w in report["windows"])
+    summary = report["summary"]
+    assert set(summary) == {"windows", "crack_windows", "crack_fraction", "max_crack_prob", "regions"}
+    assert sum(r["windows"] for r in summary["regions"]) == summary["crack_windows"] > 0
+    for region in summary["regions"]:
+        x0, y0, x1, y1 = region["bbox"]
+        assert 0 <= x0 < x1 <= 384 and 0 <= y0 < y1 <= 320 and region["max_prob"] >= 0.5
+    overlay = read_rgb(tmp_path / "cracked_overlay.jpg")
+    assert overlay.shape == (320, 384, 3)
+    heat = read_rgb(tmp_path / "cracked_heatmap.png")
+    assert heat.shape[:2] == (320 // 8, 384 // 8)
+    rows = (tmp_path / "summary.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("image,status")
+    assert reports["clean.json"]["summary"]["crack_windows"] <= 1
+
+
+def test_paths_from_stdin_and_json_lines_on_stdout(crack_model, photos, tmp_path):
+    _, model, _ = crack_model
+    listing = f"{photos / 'cracked.jpg'}\n\n{photos / 'clean.jpg'}\n"
+    result = runner.invoke(app, scan_args(model, tmp_path, "-", "--json"), input=listing)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert [json.loads(line)["image"] for line in lines] == [str(photos / "cracked.jpg"), str(photos / "clean.jpg")]
+
+
+def test_shards_cover_every_input_exactly_once(crack_model, tmp_path):
+    _, model, _ = crack_model
+    for i in range(5):
+        write_image(tmp_path / "in" / f"p{i}.png", texture_photo(96, 96, seed=i))
+    seen = []
+    for shard in range(3):
+        result = runner.invoke(app, scan_args(model, tmp_path / "out", str(tmp_path / "in"), "--json", "--shard", f"{shard}/3"))
+        assert result.exit_code == 0, result.output
+        seen += [json.loads(line)["image"] for line in result.stdout.splitlines()]
+        assert (tmp_path / "out" / f"summary-{shard}-of-3.csv").exists()
+    assert sorted(seen) == sorted(str(tmp_path / "in" / f"p{i}.png") for i in range(5))
+    bad = runner.invoke(app, scan_args(model, tmp_path / "out", str(tmp_path / "in"), "--shard", "3/3"))
+    assert bad.exit_code == 2 and "--shard" in bad.stderr
+
+
+def test_exit_codes_corrupt_photos_and_fail_on_crack(crack_model, photos, tmp_path):
+    _, model, _ = crack_model
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "corrupt.jpg").write_bytes(os.urandom(500))
+    truncated = (photos / "clean.jpg").read_bytes()
+    (tmp_path / "in" / "truncated.jpg").write_bytes(truncated[: len(truncated) // 3])
+    good = str(photos / "cracked.jpg")
+    result = runner.invoke(app, scan_args(model, tmp_path / "a", str(tmp_path / "in" / "corrupt.jpg"), good, "missing.jpg", "--json"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "corrupt.jpg" in result.stderr and "missing.jpg" in result.stderr
+    assert [json.loads(line)["image"] for line in result.stdout.splitlines()] == [good]
+    assert runner.invoke(app, scan_args(model, tmp_path / "b", good, "--fail-on-crack")).exit_code == 3
+    assert runner.invoke(app, scan_args(model, tmp_path / "c", str(photos / "clean.jpg"), "--fail-on-crack", "--threshold", "0.999")).exit_code == 0
+    assert runner.invoke(app, scan_args(model, tmp_path / "d", good, "--mode", "fast")).exit_code == 2
+    assert runner.invoke(app, scan_args(model, tmp_path / "e", str(tmp_path / "empty-folder-that-is-missing"))).exit_code == 1
+
+
+def test_a_rerun_keeps_finished_reports_and_force_redoes_them(crack_model, photos, tmp_path):
+    _, model, _ = crack_model
+    args = scan_args(model, tmp_path, str(photos / "clean.jpg"))
+    assert runner.invoke(app, args).exit_code == 0
+    report = tmp_path / "clean.json"
+    report.write_text(report.read_text().replace('"mode": "patch"', '"mode": "marked"'))
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "1 kept" in again.stderr and '"marked"' in report.read_text()
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0 and '"marked"' not in report.read_text()
+
+
+@pytest.mark.parametrize("size", [128, 200])
+def test_dense_mode_equals_patch_mode_when_a_window_is_the_whole_photo(crack_model, size):
+    """No neighbours to see: dense windows must then be exactly the patch result (resize, cells, weights)."""
+    _, model, _ = crack_model
+    predictor = OnnxPredictor(model, "cpu")
+    photo = texture_photo(size, size, seed=5, crack_rows=(size // 3,))
+    settings = ScanSettings(patch=size, stride=size)
+    patch = scan_image(predictor, photo, (size, size), settings, "patch").probs
+    dense = scan_image(predictor, photo, (size, size), settings, "dense").probs
+    assert patch.shape == dense.shape == (1, 2) and np.abs(patch - dense).max() < 1e-4
+
+
+def test_dense_mode_ranks_windows_on_a_crack_above_the_rest(crack_model, photos, tmp_path):
+    _, model, _ = crack_model
+    result = runner.invoke(app, scan_args(model, tmp_path, str(photos / "cracked.jpg"), "--mode", "dense", "--json"))
+    assert result.exit_code == 0, result.output
+    crossed, far = crack_probs_by_distance(json.loads(result.stdout))
+    assert (crossed[:, None] > far[None, :]).mean() >= 0.8
+
+
+def test_tiles_with_halos_stitch_to_the_whole_image_result(crack_model, monkeypatch):
+    _, model, _ = crack_model
+    predictor = OnnxPredictor(model, "cpu")
+    image = texture_photo(400, 272, seed=6, crack_rows=(140,))
+    whole = logit_map_tiled(predictor, image)
+    monkeypatch.setattr(scan_module, "TILE", 64)
+    monkeypatch.setattr(scan_module, "HALO", 512)  # every tile sees the whole image: stitching must be exact
+    assert np.abs(logit_map_tiled(predictor, image) - whole).max() < 1e-3
+
+
+def test_mode_dense_is_refused_for_models_without_a_dense_form(tmp_path):
+    from crackcli.checkpoint import save_checkpoint
+    from crackcli.models import build_model
+    from crackcli.modelmeta import ModelMeta
+
+    meta = ModelMeta("mobilenet_v3_small", ("crack", "no_crack"), "crack", 64, (0.5,) * 3, (0.25,) * 3)
+    save_checkpoint(tmp_path / "m.pt", meta, build_model("mobilenet_v3_small", 2, mean=meta.mean, std=meta.std))
+    write_image(tmp_path / "p.png", texture_photo(96, 96))
+    result = runner.invoke(app, scan_args(tmp_path / "m.pt", tmp_path / "o", str(tmp_path / "p.png"), "--mode", "dense"))
+    assert result.exit_code == 2 and "--mode patch" in result.stderr
+    patch = runner.invoke(app, scan_args(tmp_path / "m.pt", tmp_path / "o", str(tmp_path / "p.png"), "--json"))
+    assert patch.exit_code == 0 and json.loads(patch.stdout)["mode"] == "patch"
+
+
+def test_heatmap_is_the_mean_over_covering_windows_and_regions_join_touching_windows():
+    windows = [Window(0, 0, 8), Window(4, 0, 8), Window(20, 20, 8)]
+    probs = np.array([1.0, 0.0, 0.9])
+    heat = crack_heatmap(windows, probs, 28, 28, cell=4)
+    assert heat[0, 0] == 1.0 and heat[0, 1] == 0.5 and heat[0, 2] == 0.0 and heat[6, 6] == pytest.approx(0.9)
+    regions, mask = crack_regions(windows, probs, 0.5, 28, 28, cell=4)
+    assert [r.bbox for r in regions] == [(0, 0, 8, 8), (20, 20, 28, 28)] and mask.sum() == 8
+    joined, _ = crack_regions(windows, np.array([1.0, 0.8, 0.1]), 0.5, 28, 28, cell=4)
+    assert [(r.bbox, r.windows, r.max_prob) for r in joined] == [((0, 0, 12, 8), 2, 1.0)]
