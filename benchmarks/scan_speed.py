@@ -1,0 +1,111 @@
+"""Wall time of `crack scan` on one 7000×6000 JPEG: 224 px windows at stride 112 (50% overlap).
+
+End to end through ``ScanJob`` (decode, inference, heatmap, overlay, report written), for a stand-in
+model of a given backbone and input size (random weights: speed does not depend on them), in patch and
+dense mode, fp32 and int8.  In the same run, a naive loop (each window cropped, resized to 224 and sent
+alone through torch-eager ResNet50) is timed on a sample of windows and scaled to the full grid.
+
+    python benchmarks/scan_speed.py [--photo sample_images/images/synth_0100.jpg] [--image-sizes 64,96]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crackcli.checkpoint import save_checkpoint
+from crackcli.envinfo import usable_cpus
+from crackcli.export import export_checkpoint
+from crackcli.imageio import read_rgb
+from crackcli.inference import OnnxPredictor
+from crackcli.models import IMAGENET_MEAN, IMAGENET_STD, build_model
+from crackcli.modelmeta import ModelMeta
+from crackcli.preprocess import fit_patch
+from crackcli.scan import ScanSettings, scan_grid
+from crackcli.scanjob import JobOptions, ScanJob
+from crackcli.tiling import crop
+
+
+def stand_in(root: Path, backbone: str, image_size: int, precision: str, calibration: Path | None) -> Path:
+    meta = ModelMeta(backbone, ("crack", "no_crack"), "crack", image_size, IMAGENET_MEAN, IMAGENET_STD)
+    checkpoint = root / f"{backbone}-{image_size}.pt"
+    if not checkpoint.exists():
+        save_checkpoint(checkpoint, meta, build_model(backbone, 2))
+    return export_checkpoint(checkpoint, root / f"{backbone}-{image_size}-{precision}.onnx", precision, calibrate=calibration).path
+
+
+def calibration_folder(root: Path, photo: np.ndarray) -> Path:
+    from crackcli.imageio import write_image
+
+    for i in range(16):
+        y, x = 224 * (i // 4), 224 * (i % 4)
+        write_image(root / "cal" / ("crack" if i % 2 else "no_crack") / f"{i}.png", photo[y : y + 224, x : x + 224])
+    return root / "cal"
+
+
+def time_job(model: Path, photo: Path, mode: str, out: Path, repeats: int) -> tuple[float, dict]:
+    predictor = OnnxPredictor(model, "cpu")
+    job = ScanJob(predictor, JobOptions(ScanSettings(224, 112, mode=mode), out, overwrite=True))
+    best, report = float("inf"), {}
+    for _ in range(repeats):
+        reports: list[dict] = []
+        start = time.perf_counter()
+        job.run([(photo, "photo")], on_report=reports.append)
+        best = min(best, time.perf_counter() - start)
+        report = reports[0]
+    return best, report
+
+
+def naive_per_window_s(rgb: np.ndarray, sample: int) -> tuple[float, int]:
+    model = build_model("resnet50", 2).eval()
+    windows = scan_grid(rgb.shape[1], rgb.shape[0], ScanSettings(224, 112))
+    picks = windows[:: max(1, len(windows) // sample)][:sample]
+    with torch.inference_mode():
+        model(torch.zeros(1, 3, 224, 224))
+        start = time.perf_counter()
+        for window in picks:
+            model(torch.from_numpy(fit_patch(crop(rgb, window), 224)).permute(2, 0, 1)[None])
+    return (time.perf_counter() - start) / len(picks), len(windows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photo", type=Path, default=Path("sample_images/images/synth_0100.jpg"))
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--image-sizes", default="64,96")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--naive-sample", type=int, default=24)
+    args = parser.parse_args()
+
+    rgb = read_rgb(args.photo)
+    print(f"photo {args.photo} {rgb.shape[1]}×{rgb.shape[0]}, {usable_cpus()} CPUs, torch threads {torch.get_num_threads()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        calibration = calibration_folder(root, rgb)
+        rows = []
+        for size in (int(s) for s in args.image_sizes.split(",")):
+            for precision in ("fp32", "int8"):
+                model = stand_in(root, args.backbone, size, precision, calibration if precision == "int8" else None)
+                for mode in ("patch", "dense"):
+                    seconds, report = time_job(model, args.photo, mode, root / "out", args.repeats)
+                    timing = report["timing_s"]
+                    rows.append((size, precision, mode, seconds))
+                    print(
+                        f"{args.backbone} input {size:>3} {precision} {mode:>5}: {seconds:6.2f} s end to end "
+                        f"(decode {timing['decode']:.2f}, inference {timing['inference']:.2f}, render {timing['render']:.2f}), "
+                        f"{report['summary']['windows']} windows"
+                    )
+        per_window, windows = naive_per_window_s(rgb, args.naive_sample)
+        naive = per_window * windows
+        print(f"naive torch-eager ResNet50, one window at a time: {per_window * 1000:.0f} ms/window × {windows} = {naive:.0f} s (sampled {args.naive_sample})")
+        for size, precision, mode, seconds in rows:
+            print(f"  speed-up of input {size} {precision} {mode} over naive: {naive / seconds:.0f}×")
+
+
+if __name__ == "__main__":
+    main()
