@@ -19,7 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import onnx
@@ -35,6 +35,7 @@ from crackcli.inference import create_session
 from crackcli.models import CrackNet
 from crackcli.onnxfile import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, metadata_properties, set_properties
 from crackcli.preprocess import fit_patch
+from crackcli.scan import softmax
 from crackcli.synth import synthesize
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -195,9 +196,9 @@ def _cpu_speed(session, size: int) -> tuple[float, float]:
     return 1000 * float(np.median(latencies)), 64 / (time.perf_counter() - start)
 
 
-def _iter_runs(session, batch: np.ndarray, output: str, step: int = 32) -> Iterator[np.ndarray]:
-    for start in range(0, len(batch), step):
-        yield session.run([output], {INPUT_NAME: batch[start : start + step]})[0]
+def _onnx_probs(session, batch: np.ndarray, step: int = 32) -> np.ndarray:
+    runs = [session.run([PROBS_OUTPUT], {INPUT_NAME: batch[start : start + step]})[0] for start in range(0, len(batch), step)]
+    return np.concatenate(runs)
 
 
 def export_checkpoint(
@@ -247,7 +248,7 @@ def export_checkpoint(
     accuracy: dict[str, dict[str, float]] = {}
     if session is not None:
         reference = _torch_probs(model, check)
-        exported = np.concatenate(list(_iter_runs(session, check, PROBS_OUTPUT)))
+        exported = _onnx_probs(session, check)
         delta = float(np.abs(exported - reference).max())
         if model.supports_dense:
             delta = max(delta, _dense_delta(model, session, check))
@@ -257,7 +258,7 @@ def export_checkpoint(
         if labelled is not None:
             images, labels = labelled
             accuracy["fp32"] = _macro(labels, _torch_probs(model, images), meta.classes)
-            accuracy[precision] = _macro(labels, np.concatenate(list(_iter_runs(session, images, PROBS_OUTPUT))), meta.classes)
+            accuracy[precision] = _macro(labels, _onnx_probs(session, images), meta.classes)
 
     atomic_write_bytes(out, data)
     return ExportReport(
@@ -271,6 +272,5 @@ def _dense_delta(model: CrackNet, session, check: np.ndarray) -> float:
     tiles = np.concatenate([check[0], check[-1]], axis=2)[None]  # (1, 3, S, 2S)
     with torch.inference_mode():
         expected = torch.softmax(model.logit_map(torch.from_numpy(tiles)), dim=1).numpy()
-    got = session.run([LOGIT_MAP_OUTPUT], {INPUT_NAME: tiles})[0]
-    got = np.exp(got - got.max(1, keepdims=True))
-    return float(np.abs(got / got.sum(1, keepdims=True) - expected).max())
+    got = softmax(session.run([LOGIT_MAP_OUTPUT], {INPUT_NAME: tiles})[0])
+    return float(np.abs(got - expected).max())

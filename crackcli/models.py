@@ -36,9 +36,6 @@ class BackboneSpec:
     pool: str | None = None
 
 
-# Output stride of the convolutional trunks that dense scanning supports (one logit cell per 32 px of input).
-TRUNK_STRIDE = 32
-
 
 BACKBONES: dict[str, BackboneSpec] = {
     "resnet18": BackboneSpec("fc", global_ops=False, pool="avgpool"),

@@ -25,7 +25,7 @@ from crackcli.preprocess import fit_patch
 from crackcli.tiling import Window, crop, grid
 
 MODES = ("patch", "dense")
-CELL = 32  # output stride of the trunks dense mode supports (models.TRUNK_STRIDE)
+CELL = 32  # output stride of the ResNet trunks dense mode supports: one logit cell per 32 input pixels
 TILE = 2048  # dense mode: core of one trunk pass, in model-input pixels (a multiple of CELL)
 HALO = 128  # context added around each tile so cells near its edge see real neighbours
 MIN_DENSE_INPUT = 2 * CELL
@@ -41,7 +41,7 @@ class ScanSettings:
     def __post_init__(self) -> None:
         if self.patch < 8:
             raise UsageError(f"--patch {self.patch}: windows must be at least 8 pixels")
-        if not 1 <= self.stride:
+        if self.stride < 1:
             raise UsageError("--stride must be at least 1 pixel")
         if self.batch < 1:
             raise UsageError("--batch must be at least 1")
@@ -146,7 +146,7 @@ def dense_probs(
     column = {x: i for i, x in enumerate(xs)}
     row = {y: i for i, y in enumerate(ys)}
     picked = window_logits[[row[w.y] for w in windows], [column[w.x] for w in windows]]
-    return _softmax(picked)
+    return softmax(picked)
 
 
 def logit_map_tiled(predictor: Predictor, rgb: np.ndarray) -> np.ndarray:
@@ -179,6 +179,7 @@ def _overlap_weights(origins: list[int], patch: int, cells: int, cell_px: float,
     return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over axis 1 (classes) of (N, C) or (N, C, H, W) logits."""
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
