@@ -25,17 +25,15 @@ def horizontal_flip(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def field_conditions(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """What changes between inspection photos: orientation, distance, exposure, focus and sensor noise.
 
-    Cracks have no preferred direction, so all eight flips/rotations are fair; the zoom crops at most
-    30% of the side so a crack crossing the patch stays in it.
+    Cracks have no preferred direction, so all eight flips/rotations are fair.  Distance changes the
+    apparent crack width both ways: zooming in crops at most 30% of the side so a crack crossing the
+    patch stays in it; zooming out (up to 2.5×) makes cracks thinner, as in photos taken from further
+    away, and fills the border by mirroring the texture.
     """
-    size = rgb.shape[0]
     out = np.rot90(rgb, int(rng.integers(4)))
     if rng.random() < 0.5:
         out = out[:, ::-1]
-    side = int(round(size * rng.uniform(0.7, 1.0)))
-    if side < size:
-        x, y = (int(v) for v in rng.integers(0, size - side + 1, 2))
-        out = cv2.resize(np.ascontiguousarray(out[y : y + side, x : x + side]), (size, size), interpolation=cv2.INTER_LINEAR)
+    out = change_distance(np.ascontiguousarray(out), rng)
     pixels = np.ascontiguousarray(out).astype(np.float32)
     contrast, brightness = rng.uniform(0.75, 1.25), rng.uniform(-25, 25)
     pixels = (pixels - pixels.mean()) * contrast + pixels.mean() + brightness
@@ -45,6 +43,22 @@ def field_conditions(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.25:
         pixels += rng.normal(0.0, rng.uniform(2, 8), pixels.shape).astype(np.float32)
     return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def change_distance(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Zoom in (half the time), out (three times in ten) or leave the patch as it is."""
+    size = rgb.shape[0]
+    draw = rng.random()
+    if draw < 0.5:
+        side = int(round(size * rng.uniform(0.7, 1.0)))
+        x, y = (int(v) for v in rng.integers(0, size - side + 1, 2))
+        return cv2.resize(np.ascontiguousarray(rgb[y : y + side, x : x + side]), (size, size), interpolation=cv2.INTER_LINEAR)
+    if draw < 0.8:
+        side = max(1, int(round(size / rng.uniform(1.0, 2.5))))
+        small = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
+        top, left = (int(v) for v in rng.integers(0, size - side + 1, 2))
+        return cv2.copyMakeBorder(small, top, size - side - top, left, size - side - left, cv2.BORDER_REFLECT_101)
+    return rgb
 
 
 def build_augment(name: str) -> Augment | None:

@@ -32,18 +32,22 @@ class BackboneSpec:
     head: str  # dotted path of the final nn.Linear that becomes ``classifier``
     global_ops: bool  # squeeze-excitation or similar: per-location (dense) scanning does not apply
     # Dense scanning needs "trunk → global average pool → linear head": the head then commutes with the
-    # pool and can run at every location.  Names the pool child of the torchvision net, if it has that form.
-    pool: str | None = None
-
+    # pool and can run at every location.  Names the first child of the torchvision net after the trunk
+    # (its pool module, or the head's container where the net pools in forward()), if it has that form.
+    trunk_end: str | None = None
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "resnet18": BackboneSpec("fc", global_ops=False, pool="avgpool"),
-    "resnet34": BackboneSpec("fc", global_ops=False, pool="avgpool"),
-    "resnet50": BackboneSpec("fc", global_ops=False, pool="avgpool"),
-    "resnet101": BackboneSpec("fc", global_ops=False, pool="avgpool"),
+    "resnet18": BackboneSpec("fc", global_ops=False, trunk_end="avgpool"),
+    "resnet34": BackboneSpec("fc", global_ops=False, trunk_end="avgpool"),
+    "resnet50": BackboneSpec("fc", global_ops=False, trunk_end="avgpool"),
+    "resnet101": BackboneSpec("fc", global_ops=False, trunk_end="avgpool"),
     "vgg16": BackboneSpec("classifier.6", global_ops=False),
     "vgg16_bn": BackboneSpec("classifier.6", global_ops=False),
+    # Small nets without squeeze-excitation: fast on a laptop CPU and dense-capable.
+    "mobilenet_v2": BackboneSpec("classifier.1", global_ops=False, trunk_end="classifier"),
+    "shufflenet_v2_x0_5": BackboneSpec("fc", global_ops=False, trunk_end="fc"),
+    "shufflenet_v2_x1_0": BackboneSpec("fc", global_ops=False, trunk_end="fc"),
     "mobilenet_v3_small": BackboneSpec("classifier.3", global_ops=True),
     "mobilenet_v3_large": BackboneSpec("classifier.3", global_ops=True),
     "efficientnet_b0": BackboneSpec("classifier.1", global_ops=True),
@@ -94,7 +98,7 @@ class CrackNet(nn.Module):
     @property
     def supports_dense(self) -> bool:
         spec = BACKBONES[self.backbone]
-        return spec.pool is not None and not spec.global_ops
+        return spec.trunk_end is not None and not spec.global_ops
 
     def logit_map(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits at every trunk location, (N, C, H/32, W/32), for an input of any size.
@@ -104,10 +108,10 @@ class CrackNet(nn.Module):
         """
         if not self.supports_dense:
             raise UsageError(f"{self.backbone} has no per-location form (global operations before its head)")
-        pool = BACKBONES[self.backbone].pool
+        trunk_end = BACKBONES[self.backbone].trunk_end
         x = x.to(self.input_scale.dtype) * self.input_scale + self.input_shift
         for name, layer in self.body.named_children():
-            if name == pool:
+            if name == trunk_end:
                 break
             x = layer(x)
         weight = self.classifier.weight[:, :, None, None]

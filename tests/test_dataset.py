@@ -6,7 +6,7 @@ from conftest import write_patch_folders
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crackcli.augment import build_augment, field_conditions
+from crackcli.augment import build_augment, change_distance, field_conditions
 from crackcli.dataset import EpochBatches, PatchDataset, collate, holdout_split, index_folder, limit_per_class, photo_groups
 from crackcli.errors import UsageError
 
@@ -96,3 +96,15 @@ def test_field_augmentation_keeps_shape_and_type():
     for seed in range(20):
         out = field_conditions(patch, np.random.default_rng(seed))
         assert out.shape == patch.shape and out.dtype == np.uint8
+
+
+def test_change_distance_makes_cracks_wider_and_thinner():
+    """A dark band 8 px wide in a 64 px patch: zooming in widens it, zooming out narrows it."""
+    patch = np.full((64, 64, 3), 180, np.uint8)
+    patch[:, 28:36] = 40
+    widths = set()
+    for seed in range(40):
+        out = change_distance(patch, np.random.default_rng(seed))
+        assert out.shape == patch.shape and out.dtype == np.uint8
+        widths.add(int((out[32, :, 0] < 110).sum()))
+    assert min(widths) < 8 and max(widths) > 8

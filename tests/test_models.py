@@ -12,6 +12,9 @@ EXPECTED_FEATURES = {
     "resnet101": 2048,
     "vgg16": 4096,
     "vgg16_bn": 4096,
+    "mobilenet_v2": 1280,
+    "shufflenet_v2_x0_5": 1024,
+    "shufflenet_v2_x1_0": 1024,
     "mobilenet_v3_small": 1024,
     "mobilenet_v3_large": 1280,
     "efficientnet_b0": 1280,
@@ -101,3 +104,22 @@ def test_imagenet_download_failure_names_url_and_fix(monkeypatch):
     with pytest.raises(CrackError, match=r"--weights PATH") as info:
         build_model("resnet18", num_classes=2, weights="imagenet")
     assert "https://" in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, spec in BACKBONES.items() if spec.trunk_end and not spec.global_ops))
+def test_logit_map_averages_to_the_patch_logits(name):
+    """Dense scanning rests on this: the mean of the per-location logits is the network's output."""
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=2).eval()
+    pixels = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        assert model.supports_dense
+        torch.testing.assert_close(model.logit_map(pixels).mean((2, 3)), model(pixels), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0", "vgg16"])
+def test_backbones_without_a_per_location_form_refuse_logit_map(name):
+    model = build_model(name, num_classes=2)
+    assert not model.supports_dense
+    with pytest.raises(UsageError):
+        model.logit_map(torch.zeros(1, 3, 64, 64))

@@ -17,7 +17,7 @@ from crackcli.errors import UsageError
 @user_errors
 def train(
     data: Annotated[Optional[Path], typer.Argument(help="Output of crack prepare --split (train/, val/), or a folder of class folders.")] = None,
-    backbone: Annotated[str, typer.Option(help="resnet18/34/50/101, vgg16, vgg16_bn, mobilenet_v3_small/large, efficientnet_b0.")] = "resnet50",
+    backbone: Annotated[str, typer.Option(help="resnet18/34/50/101, vgg16, vgg16_bn, mobilenet_v2, shufflenet_v2_x0_5/x1_0, mobilenet_v3_small/large, efficientnet_b0.")] = "resnet50",
     weights: Annotated[str, typer.Option(help="Start from: none, imagenet (download) or a .pt file.")] = "imagenet",
     loss: Annotated[str, typer.Option(help="igmsda (the paper), isda, gm (explicit sampling), ce or focal.")] = "igmsda",
     alpha0: Annotated[float, typer.Option(help="IGMSDA/GM: final α₀ of α = (t/T)·α₀ + 1.")] = 2.5,
