@@ -5,7 +5,7 @@ Each window of the scan grid is labelled from the mask: crack if its crack-pixel
 The datasets (``../shared/data/deepcrack`` and ``crackforest``: images/ and masks/ named alike) are for
 evaluation only.
 
-    python benchmarks/scan_eval.py MODEL [--data ../shared/data/deepcrack ../shared/data/crackforest]
+    python benchmarks/scan_eval.py MODEL [--data ../shared/data/deepcrack ../shared/data/crackforest] [--modes patch,dense]
 """
 
 from __future__ import annotations
@@ -22,35 +22,33 @@ from crackcli.scan import ScanSettings, choose_mode, scan_image
 from crackcli.tiling import crop
 
 
-def evaluate(model: Path, root: Path, settings: ScanSettings, crack_min: float, threshold: float) -> dict[str, float]:
+def window_scores(model: Path, root: Path, settings: ScanSettings) -> tuple[np.ndarray, np.ndarray, int]:
+    """Crack-pixel fraction and crack probability of every window of every photo under ``root``."""
     predictor = load_predictor(model, "cpu")
     mode = choose_mode(predictor, settings)
     crack = predictor.meta.classes.index(predictor.meta.crack_class)
-    tp = fp = fn = tn = ignored = 0
-    started = time.perf_counter()
+    fractions, probs = [], []
     photos = sorted(p for p in (root / "images").iterdir() if is_image_path(p))
     for photo in photos:
         masks = [m for m in (root / "masks").glob(f"{photo.stem}.*") if is_image_path(m)]
         if not masks:
             continue
-        rgb, mask = read_rgb(photo), read_mask(masks[0])
+        rgb, mask = read_rgb(photo), read_mask(masks[0]).astype(np.uint8)
         scores = scan_image(predictor, rgb, (rgb.shape[1], rgb.shape[0]), settings, mode)
-        for window, probs in zip(scores.windows, scores.probs):
-            fraction = crop(mask.astype(np.uint8), window).mean()
-            if 0 < fraction < crack_min:
-                ignored += 1
-                continue
-            truth, said = fraction >= crack_min, probs[crack] >= threshold
-            tp += truth and said
-            fp += said and not truth
-            fn += truth and not said
-            tn += not truth and not said
-    precision = tp / max(1, tp + fp)
-    recall = tp / max(1, tp + fn)
+        fractions += [crop(mask, window).mean() for window in scores.windows]
+        probs.append(scores.probs[:, crack])
+    return np.asarray(fractions), np.concatenate(probs), len(photos)
+
+
+def figures(fractions: np.ndarray, probs: np.ndarray, crack_min: float, threshold: float) -> dict[str, float]:
+    """Window-level precision / recall / F; windows with a little crack (below ``crack_min``) are ignored."""
+    kept = (fractions == 0) | (fractions >= crack_min)
+    truth, said = fractions[kept] >= crack_min, probs[kept] >= threshold
+    tp, fp, fn = int((truth & said).sum()), int((said & ~truth).sum()), int((truth & ~said).sum())
+    precision, recall = tp / max(1, tp + fp), tp / max(1, tp + fn)
     return {
-        "photos": len(photos), "windows": tp + fp + fn + tn, "crack_windows": tp + fn, "ignored": ignored,
+        "windows": int(kept.sum()), "crack_windows": int(truth.sum()), "ignored": int((~kept).sum()),
         "precision": precision, "recall": recall, "f1": 2 * precision * recall / max(1e-12, precision + recall),
-        "seconds": time.perf_counter() - started, "mode": mode,
     }
 
 
@@ -60,19 +58,34 @@ def main() -> None:
     parser.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/deepcrack"), Path("../shared/data/crackforest")])
     parser.add_argument("--patch", type=int, default=None, help="window side (default: the model's patch size)")
     parser.add_argument("--stride", type=int, default=None, help="default: half a window")
-    parser.add_argument("--mode", default="patch")
+    parser.add_argument("--modes", default="patch,dense", help="modes to evaluate; with two, their agreement too")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--crack-min", type=float, default=0.005)
     args = parser.parse_args()
     patch = args.patch or load_predictor(args.model, "cpu").meta.patch_size
-    settings = ScanSettings(patch, args.stride or patch // 2, mode=args.mode)
-    print(f"model {args.model}, {patch} px windows every {settings.stride} px, {args.mode} mode, threshold {args.threshold}")
+    modes = args.modes.split(",")
+    print(f"model {args.model}, {patch} px windows every {args.stride or patch // 2} px, threshold {args.threshold}")
+    pooled: dict[str, list] = {mode: [[], []] for mode in modes}
     for root in args.data:
-        r = evaluate(args.model, root, settings, args.crack_min, args.threshold)
-        print(
-            f"{root.name}: {r['photos']} photos, {r['windows']} windows ({r['crack_windows']} crack, {r['ignored']} ignored): "
-            f"precision {r['precision']:.3f} recall {r['recall']:.3f} F {r['f1']:.3f} ({r['seconds']:.0f} s)"
-        )
+        probs = {}
+        for mode in modes:
+            started = time.perf_counter()
+            fractions, probs[mode], photos = window_scores(args.model, root, ScanSettings(patch, args.stride or patch // 2, mode=mode))
+            pooled[mode][0].append(fractions)
+            pooled[mode][1].append(probs[mode])
+            r = figures(fractions, probs[mode], args.crack_min, args.threshold)
+            print(
+                f"{root.name} {mode}: {photos} photos, {r['windows']} windows ({r['crack_windows']} crack, {r['ignored']} ignored): "
+                f"precision {r['precision']:.3f} recall {r['recall']:.3f} F {r['f1']:.3f} ({time.perf_counter() - started:.0f} s)"
+            )
+        if len(modes) == 2:
+            a, b = (probs[m] for m in modes)
+            same = ((a >= args.threshold) == (b >= args.threshold)).mean()
+            print(f"{root.name}: {modes[0]} and {modes[1]} decide alike on {same:.1%} of windows, mean |Δ crack prob| {np.abs(a - b).mean():.3f}")
+    if len(args.data) > 1:
+        for mode in modes:
+            r = figures(np.concatenate(pooled[mode][0]), np.concatenate(pooled[mode][1]), args.crack_min, args.threshold)
+            print(f"all {mode}: {r['windows']} windows: precision {r['precision']:.3f} recall {r['recall']:.3f} F {r['f1']:.3f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ dense mode, fp32 and int8.  In the same run, a naive loop (each window cropped, 
 alone through torch-eager ResNet50) is timed on a sample of windows and scaled to the full grid.
 
     python benchmarks/scan_speed.py [--photo sample_images/images/synth_0100.jpg] [--image-sizes 64,96]
+    python benchmarks/scan_speed.py --model models/crack-default.onnx    # a real model file instead
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--image-sizes", default="64,96")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--naive-sample", type=int, default=24)
+    parser.add_argument("--model", type=Path, default=None, help="time this ONNX file instead of stand-ins")
     args = parser.parse_args()
 
     rgb = read_rgb(args.photo)
@@ -88,23 +90,29 @@ def main() -> None:
         root = Path(tmp)
         calibration = calibration_folder(root, rgb)
         rows = []
-        for size in (int(s) for s in args.image_sizes.split(",")):
-            for precision in ("fp32", "int8"):
-                model = stand_in(root, args.backbone, size, precision, calibration if precision == "int8" else None)
-                for mode in ("patch", "dense"):
-                    seconds, report = time_job(model, args.photo, mode, root / "out", args.repeats)
-                    timing = report["timing_s"]
-                    rows.append((size, precision, mode, seconds))
-                    print(
-                        f"{args.backbone} input {size:>3} {precision} {mode:>5}: {seconds:6.2f} s end to end "
-                        f"(decode {timing['decode']:.2f}, inference {timing['inference']:.2f}, render {timing['render']:.2f}), "
-                        f"{report['summary']['windows']} windows"
-                    )
+        if args.model is not None:
+            models = [(args.model.name, args.model)]
+        else:
+            models = [
+                (f"{args.backbone} input {size:>3} {precision}",
+                 stand_in(root, args.backbone, size, precision, calibration if precision == "int8" else None))
+                for size in (int(s) for s in args.image_sizes.split(","))
+                for precision in ("fp32", "int8")
+            ]
+        for label, model in models:
+            for mode in ("patch", "dense"):
+                seconds, report = time_job(model, args.photo, mode, root / "out", args.repeats)
+                timing = report["timing_s"]
+                rows.append((label, mode, seconds))
+                print(
+                    f"{label} {mode:>5}: {seconds:6.2f} s end to end (decode {timing['decode']:.2f}, "
+                    f"inference {timing['inference']:.2f}, render {timing['render']:.2f}), {report['summary']['windows']} windows"
+                )
         per_window, windows = naive_per_window_s(rgb, args.naive_sample)
         naive = per_window * windows
         print(f"naive torch-eager ResNet50, one window at a time: {per_window * 1000:.0f} ms/window × {windows} = {naive:.0f} s (sampled {args.naive_sample})")
-        for size, precision, mode, seconds in rows:
-            print(f"  speed-up of input {size} {precision} {mode} over naive: {naive / seconds:.0f}×")
+        for label, mode, seconds in rows:
+            print(f"  speed-up of {label} {mode} over naive: {naive / seconds:.0f}×")
 
 
 if __name__ == "__main__":

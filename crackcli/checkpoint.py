@@ -39,6 +39,20 @@ def save_checkpoint(path: Path, meta: ModelMeta, model: CrackNet, **state: Any) 
         handle.write(buffer.getbuffer())
 
 
+# What a checkpoint needs to be scanned, exported, described and fine-tuned from; the rest (optimizer,
+# covariance estimator, random state) only serves --resume.
+RELEASE_KEYS = ("format", "format_version", "crackcli_version", "meta", "model", "epoch", "config", "best", "summary", "history")
+
+
+def save_release(source: Path, target: Path) -> None:
+    """Write ``source`` without its training state: the file to ship or to fine-tune from."""
+    payload = load_checkpoint(source)
+    buffer = io.BytesIO()
+    torch.save({k: payload[k] for k in RELEASE_KEYS if k in payload}, buffer)
+    with atomic_writer(target, durable=True) as handle:
+        handle.write(buffer.getbuffer())
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``: a file carrying code is refused, never run."""
     payload = load_plain(path, "a crack checkpoint")

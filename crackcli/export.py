@@ -208,8 +208,15 @@ def export_checkpoint(
     opset: int = DEFAULT_OPSET,
     calibrate: Path | None = None,
     overwrite: bool = False,
+    scan_mode: str = "patch",
 ) -> ExportReport:
-    """Export ``checkpoint`` to ``out``, check the result with ONNX Runtime on the CPU, then write it."""
+    """Export ``checkpoint`` to ``out``, check the result with ONNX Runtime on the CPU, then write it.
+
+    ``scan_mode`` is the mode `crack scan --mode auto` will use with this file; ``dense`` is for models
+    whose dense windows were measured to agree with patch windows on real photos.
+    """
+    if scan_mode not in ("patch", "dense"):
+        raise UsageError(f"unknown scan mode '{scan_mode}': choose patch or dense")
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
     if precision == "int8" and calibrate is None:
@@ -220,6 +227,8 @@ def export_checkpoint(
         raise UsageError(f"{out}: the output must end in .onnx")
     payload = load_checkpoint(checkpoint)
     model, meta = model_from_checkpoint(payload)
+    if scan_mode == "dense" and not model.supports_dense:
+        raise UsageError(f"--scan-mode dense: {meta.backbone} has no per-location form; use --scan-mode patch")
 
     labelled = None
     if calibrate is not None:
@@ -233,7 +242,7 @@ def export_checkpoint(
         proto = to_fp16(proto)
     elif precision == "int8":
         proto = to_int8(proto, labelled[0])
-    set_properties(proto, metadata_properties(meta, model.supports_dense, precision, training_summary(payload)))
+    set_properties(proto, metadata_properties(meta, model.supports_dense, precision, training_summary(payload), scan_mode))
     data = proto.SerializeToString()
 
     try:

@@ -21,6 +21,7 @@ class Predictor(Protocol):
     meta: ModelMeta
     source: Path
     dense: bool  # logit_map is available
+    scan_mode: str  # the mode `--mode auto` picks: patch, or dense where the model file vouches for it
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) of a uint8 (N, 3, S, S) batch."""
@@ -48,6 +49,7 @@ class TorchPredictor:
         self.device = resolve_device(device)
         self.model.to(self.device)
         self.dense = self.model.supports_dense
+        self.scan_mode = "patch"  # checkpoints make no claim; crack export --scan-mode does
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -75,6 +77,7 @@ class OnnxPredictor:
         self.info = info
         self.meta = info.meta
         self.dense = info.dense
+        self.scan_mode = info.scan_mode
         self.session, self.fallback = create_session(model.SerializeToString(), device, threads)
         self.providers: list[str] = self.session.get_providers()
 

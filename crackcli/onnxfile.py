@@ -2,7 +2,8 @@
 
 Everything a scanner needs travels inside the file as ONNX metadata properties (string key/values,
 visible in Netron and in ``onnxruntime``'s model metadata): the ``ModelMeta`` fields, whether the graph
-has a dense (per-location) output, its precision and a summary of the training run.
+has a dense (per-location) output, the scan mode it was validated for, its precision and a summary of
+the training run.
 
 An ONNX file is data, but it can point outside itself: tensors stored as "external data" are read from
 paths named in the file.  `crack` never writes such files and refuses them, so a model file cannot make
@@ -36,13 +37,16 @@ class OnnxModelInfo:
     meta: ModelMeta
     dense: bool  # the graph also outputs per-location logits (LOGIT_MAP_OUTPUT)
     precision: str  # fp32, fp16 or int8
+    scan_mode: str  # what `crack scan --mode auto` uses: patch, or dense where the exporter vouched for it
     properties: dict[str, str] = field(default_factory=dict)  # every metadata property, as stored
 
     def training(self) -> dict[str, Any]:
         return json.loads(self.properties.get("training", "{}"))
 
 
-def metadata_properties(meta: ModelMeta, dense: bool, precision: str, training: dict[str, Any]) -> dict[str, str]:
+def metadata_properties(
+    meta: ModelMeta, dense: bool, precision: str, training: dict[str, Any], scan_mode: str = "patch"
+) -> dict[str, str]:
     """The metadata of an exported file, as ONNX string properties."""
     return {
         "format": FORMAT,
@@ -58,6 +62,7 @@ def metadata_properties(meta: ModelMeta, dense: bool, precision: str, training: 
         "outputs": PROBS_OUTPUT + (f", {LOGIT_MAP_OUTPUT}" if dense else ""),
         "dense": "true" if dense else "false",
         "precision": precision,
+        "scan_mode": scan_mode,
         "training": json.dumps(training, sort_keys=True),
     }
 
@@ -88,7 +93,9 @@ def info_from_properties(path: Path, properties: dict[str, str]) -> OnnxModelInf
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise CrackError(f"{path}: damaged crack metadata ({exc.__class__.__name__}: {exc}); export the model again") from None
-    return OnnxModelInfo(meta, properties.get("dense") == "true", properties.get("precision", "fp32"), dict(properties))
+    dense = properties.get("dense") == "true"
+    scan_mode = "dense" if dense and properties.get("scan_mode") == "dense" else "patch"
+    return OnnxModelInfo(meta, dense, properties.get("precision", "fp32"), scan_mode, dict(properties))
 
 
 def load_checked(path: Path) -> tuple[onnx.ModelProto, OnnxModelInfo]:

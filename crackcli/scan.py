@@ -24,7 +24,7 @@ from crackcli.inference import Predictor
 from crackcli.preprocess import fit_patch
 from crackcli.tiling import Window, crop, grid
 
-MODES = ("patch", "dense")
+MODES = ("auto", "patch", "dense")
 CELL = 32  # output stride of the ResNet trunks dense mode supports: one logit cell per 32 input pixels
 TILE = 2048  # dense mode: core of one trunk pass, in model-input pixels (a multiple of CELL)
 HALO = 128  # context added around each tile so cells near its edge see real neighbours
@@ -36,7 +36,7 @@ class ScanSettings:
     patch: int  # window side in photo pixels
     stride: int
     batch: int = 64  # windows per inference call (patch mode)
-    mode: str = "patch"
+    mode: str = "auto"
 
     def __post_init__(self) -> None:
         if self.patch < 8:
@@ -63,16 +63,19 @@ def scan_grid(width: int, height: int, settings: ScanSettings) -> list[Window]:
 
 
 def choose_mode(predictor: Predictor, settings: ScanSettings) -> str:
-    """The mode to scan with; dense is refused where the model has no dense form.
+    """The mode to scan with: ``auto`` takes the model's own ``scan_mode``; dense is refused where the
+    model has no dense form.
 
-    Dense mode also needs windows of at least 2×2 cells at model scale: a one-cell window is all
-    context and no patch.  Patch mode is the default: on the models measured so far (small inputs,
-    trained on isolated patches) dense windows agreed with patch windows too loosely to replace them
-    (docs/BENCHMARKS.md).
+    Dense windows see their neighbours, so they agree with patch windows only as far as a model was
+    measured to: `crack export --scan-mode dense` records that a model was (the default model was,
+    docs/BENCHMARKS.md); any other model scans in patch mode unless asked.  Dense mode also needs
+    windows of at least 2×2 cells at model scale: a one-cell window is all context and no patch.
     """
+    if settings.mode == "auto":
+        return "dense" if predictor.scan_mode == "dense" and predictor.meta.image_size >= MIN_DENSE_INPUT else "patch"
     if settings.mode == "dense" and not predictor.dense:
         raise UsageError(
-            f"--mode dense needs a backbone with a per-location form (ResNets); {predictor.meta.backbone} has "
+            f"--mode dense needs a backbone with a per-location form; {predictor.meta.backbone} has "
             "global operations before its head (or the file was exported without it); use --mode patch"
         )
     if settings.mode == "dense" and predictor.meta.image_size < MIN_DENSE_INPUT:
@@ -80,8 +83,12 @@ def choose_mode(predictor: Predictor, settings: ScanSettings) -> str:
     return settings.mode
 
 
-def dense_reduction(predictor: Predictor, settings: ScanSettings) -> int:
-    """The largest decode reduction (1, 2, 4, 8) that keeps at least the resolution dense mode resizes to."""
+def decode_reduction(predictor: Predictor, settings: ScanSettings) -> int:
+    """The largest decode reduction (1, 2, 4, 8) that keeps at least the model's resolution.
+
+    Every window is shrunk to the model's input anyway, so a JPEG decoded at 1/2 in the DCT (cheaper
+    than a full decode, and anti-aliased) loses nothing the model would have seen.
+    """
     scale = predictor.meta.image_size / settings.patch
     reduce = 1
     while reduce < 8 and 2 * reduce * scale <= 1:
@@ -90,7 +97,7 @@ def dense_reduction(predictor: Predictor, settings: ScanSettings) -> int:
 
 
 def dense_applies(photo_size: tuple[int, int], settings: ScanSettings, image_size: int) -> bool:
-    """Dense mode needs the photo, at model scale, to hold at least one model input."""
+    """Dense mode (and a reduced decode) needs the photo, at model scale, to hold at least one model input."""
     width, height = photo_size
     return min(width, height) * image_size / settings.patch >= image_size
 
@@ -100,16 +107,27 @@ def scan_image(
 ) -> WindowScores:
     """Score every window of a photo of ``photo_size`` (width, height) whose pixels are ``rgb``.
 
-    ``rgb`` may be a reduced decode of the photo (dense mode only); window coordinates are always in
-    photo pixels.
+    ``rgb`` may be a reduced decode of the photo (see ``decode_reduction``); window coordinates are
+    always in photo pixels.
     """
     width, height = photo_size
     windows = scan_grid(width, height, settings)
     if mode == "dense" and dense_applies(photo_size, settings, predictor.meta.image_size):
         return WindowScores(windows, dense_probs(predictor, rgb, photo_size, windows, settings.patch), "dense")
-    if rgb.shape[1] != width or rgb.shape[0] != height:
-        raise ValueError("patch mode needs the photo at full resolution")
-    return WindowScores(windows, patch_probs(predictor, rgb, windows, settings.batch), "patch")
+    pixel_windows = windows if rgb.shape[1] == width else scaled_windows(windows, rgb.shape[1] / width, rgb.shape[:2])
+    return WindowScores(windows, patch_probs(predictor, rgb, pixel_windows, settings.batch), "patch")
+
+
+def scaled_windows(windows: list[Window], factor: float, shape: tuple[int, ...]) -> list[Window]:
+    """``windows`` on an image ``factor`` times the photo's size (kept inside it, as the originals are)."""
+    height, width = shape[:2]
+    scaled = []
+    for window in windows:
+        size = max(1, round(window.size * factor))
+        x = min(max(0, round(window.x * factor)), max(0, width - size))
+        y = min(max(0, round(window.y * factor)), max(0, height - size))
+        scaled.append(Window(x, y, size))
+    return scaled
 
 
 def patch_probs(predictor: Predictor, rgb: np.ndarray, windows: list[Window], batch: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from crackcli.findings import crack_heatmap, crack_regions, heat_cell, summarize
 from crackcli.imageio import DEFAULT_MAX_PIXELS, ImageReadError, display_size, read_rgb, write_image
 from crackcli.inference import Predictor
 from crackcli.overlay import render_overlay, viewing_size
-from crackcli.scan import ScanSettings, choose_mode, dense_applies, dense_reduction, scan_image
+from crackcli.scan import ScanSettings, choose_mode, dense_applies, decode_reduction, scan_image
 
 SUMMARY_FIELDS = (
     "image", "status", "width", "height", "windows", "crack_windows", "crack_fraction", "max_crack_prob", "regions",
@@ -83,7 +83,7 @@ class ScanJob:
                 "name the crack class with --crack-class"
             )
         self.crack_index = classes.index(self.crack_class)
-        self.reduce = dense_reduction(predictor, options.settings) if self.mode == "dense" else 1
+        self.reduce = decode_reduction(predictor, options.settings)
 
     def run(
         self,

@@ -1,6 +1,7 @@
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -160,6 +161,36 @@ def test_dense_mode_ranks_windows_on_a_crack_above_the_rest(crack_model, photos,
     assert (crossed[:, None] > far[None, :]).mean() >= 0.8
 
 
+def test_auto_mode_follows_the_scan_mode_the_export_recorded(crack_model, photos, tmp_path):
+    checkpoint, default_export, _ = crack_model
+    vouched = tmp_path / "dense.onnx"
+    result = runner.invoke(app, ["export", str(checkpoint), "--out", str(vouched), "--scan-mode", "dense"])
+    assert result.exit_code == 0, result.output
+    photo = str(photos / "cracked.jpg")
+    modes = {}
+    for name, model, extra in [("plain", default_export, []), ("vouched", vouched, []), ("forced", vouched, ["--mode", "patch"])]:
+        result = runner.invoke(app, scan_args(model, tmp_path / name, photo, "--json", *extra))
+        assert result.exit_code == 0, result.output
+        modes[name] = json.loads(result.stdout)["mode"]
+    assert modes == {"plain": "patch", "vouched": "dense", "forced": "patch"}
+    info = runner.invoke(app, ["info", str(vouched), "--json"])
+    assert json.loads(info.stdout)["scan_mode"] == "dense"
+
+
+def test_patch_mode_on_a_reduced_decode_matches_the_full_decode(crack_model):
+    """Windows are shrunk to the model's input anyway: a half-size decode must score them alike."""
+    _, model, _ = crack_model
+    predictor = OnnxPredictor(model, "cpu")
+    photo = texture_photo(517, 389, seed=8, crack_rows=(150,))  # odd sizes: shifted edge windows
+    settings = ScanSettings(patch=160, stride=80, mode="patch")  # model input 64 px: a 1/2 decode keeps 80 px
+    assert scan_module.decode_reduction(predictor, settings) == 2
+    full = scan_image(predictor, photo, (517, 389), settings, "patch").probs
+    half = cv2.resize(photo, (259, 195), interpolation=cv2.INTER_AREA)
+    reduced = scan_image(predictor, half, (517, 389), settings, "patch").probs
+    assert full.shape == reduced.shape
+    assert np.abs(full - reduced).mean() < 0.03 and ((full[:, 0] >= 0.5) == (reduced[:, 0] >= 0.5)).mean() >= 0.9
+
+
 def test_tiles_with_halos_stitch_to_the_whole_image_result(crack_model, monkeypatch):
     _, model, _ = crack_model
     predictor = OnnxPredictor(model, "cpu")
@@ -182,6 +213,8 @@ def test_mode_dense_is_refused_for_models_without_a_dense_form(tmp_path):
     assert result.exit_code == 2 and "--mode patch" in result.stderr
     patch = runner.invoke(app, scan_args(tmp_path / "m.pt", tmp_path / "o", str(tmp_path / "p.png"), "--json"))
     assert patch.exit_code == 0 and json.loads(patch.stdout)["mode"] == "patch"
+    vouch = runner.invoke(app, ["export", str(tmp_path / "m.pt"), "--scan-mode", "dense"])
+    assert vouch.exit_code == 2 and "--scan-mode patch" in vouch.stderr
 
 
 def test_heatmap_is_the_mean_over_covering_windows_and_regions_join_touching_windows():

@@ -9,10 +9,11 @@ import torch
 from conftest import write_patch_folders
 from typer.testing import CliRunner
 
-from crackcli.checkpoint import load_checkpoint, model_from_checkpoint
+from crackcli.checkpoint import load_checkpoint, model_from_checkpoint, save_release
 from crackcli.cli import app
 from crackcli.errors import CrackError, UsageError
 from crackcli.losses import LOSSES
+from crackcli.models import build_model
 from crackcli.train import TrainConfig, Trainer, TrainingStopped
 
 runner = CliRunner()
@@ -44,6 +45,18 @@ def test_tiny_run_learns_and_writes_the_run_folder(patch_data, tmp_path):
     assert meta.classes == ("crack", "no_crack") and meta.crack_class == "crack" and meta.image_size == 32
     assert payload["epoch"] == result.best_epoch
     assert set(payload["loss"]) == {"estimator.count", "estimator.mean", "estimator.covariance"}
+
+    # The release copy drops what only --resume needs, and still fine-tunes, scans and exports.
+    save_release(run / "best.pt", tmp_path / "release.pt")
+    release = load_checkpoint(tmp_path / "release.pt")
+    assert not {"optimizer", "loss", "rng"} & set(release) and release["summary"] == payload["summary"]
+    assert (tmp_path / "release.pt").stat().st_size < (run / "best.pt").stat().st_size
+    released, _ = model_from_checkpoint(release)
+    fine_tune_start = build_model("resnet18", 2, weights=tmp_path / "release.pt").eval()  # what --weights loads
+    pixels = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(released(pixels), model(pixels))
+        torch.testing.assert_close(fine_tune_start(pixels), model(pixels))
 
 
 @pytest.mark.parametrize("loss", LOSSES)

@@ -7,7 +7,6 @@ reported); 2 usage error; 3 with --fail-on-crack, a crack was found and nothing 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,21 +15,20 @@ import typer
 
 from crackcli.cli.app import EXIT_FAILED_INPUTS, app, err, print_error, progress_bar, user_errors
 from crackcli.errors import CrackError, UsageError
+from crackcli.shipped import default_model, model_folders
 
 EXIT_CRACK_FOUND = 3
-DEFAULT_MODEL_NAME = "crack-default.onnx"
 
 
-def default_model() -> Path:
-    """``$CRACK_MODEL``, else the model shipped in ``models/`` (source checkout or editable install)."""
-    if os.environ.get("CRACK_MODEL"):
-        return Path(os.environ["CRACK_MODEL"])
-    import crackcli
-
-    shipped = Path(crackcli.__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
-    if not shipped.is_file():
-        raise UsageError(f"no default model at {shipped}; pass --model FILE (.onnx from crack export or a .pt checkpoint)")
-    return shipped
+def resolve_model(model: Path | None) -> Path:
+    """``--model``, else ``$CRACK_MODEL``, else the shipped default model."""
+    found = model or default_model()
+    if found is None:
+        raise UsageError(
+            f"no default model in {' or '.join(str(f) for f in model_folders())}; "
+            "pass --model FILE (.onnx from crack export or a .pt checkpoint) or set $CRACK_MODEL"
+        )
+    return found
 
 
 @app.command()
@@ -42,6 +40,7 @@ def export(
     int8: Annotated[bool, typer.Option("--int8", help="Static int8 quantisation calibrated on --calibrate (for CPUs).")] = False,
     calibrate: Annotated[Optional[Path], typer.Option(help="Labelled patches (class folders): int8 ranges and the accuracy check.")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    scan_mode: Annotated[str, typer.Option(help="What crack scan --mode auto uses with this file: patch, or dense once you measured that it agrees (benchmarks/scan_eval.py).")] = "patch",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the export report as one JSON object.")] = False,
 ) -> None:
@@ -52,7 +51,7 @@ def export(
         raise UsageError("choose one of --fp16 and --int8")
     precision = "fp16" if fp16 else "int8" if int8 else "fp32"
     target = out or checkpoint.with_suffix(".onnx" if precision == "fp32" else f".{precision}.onnx")
-    report = export_checkpoint(checkpoint, target, precision, opset, calibrate, overwrite=force)
+    report = export_checkpoint(checkpoint, target, precision, opset, calibrate, overwrite=force, scan_mode=scan_mode)
     if as_json:
         print(json.dumps({**report.__dict__, "path": str(report.path)}))
         return
@@ -76,7 +75,7 @@ def scan(
     stride: Annotated[Optional[int], typer.Option(help="Step between windows in pixels (default: half a window).")] = None,
     patch: Annotated[Optional[int], typer.Option(help="Window side in photo pixels (default: the model's, 224).")] = None,
     threshold: Annotated[float, typer.Option(help="Crack probability from which a window counts as crack.")] = 0.5,
-    mode: Annotated[str, typer.Option(help="patch (classify every window) or dense (one trunk pass per photo; ResNets).")] = "patch",
+    mode: Annotated[str, typer.Option(help="auto (the mode the model file names; the default model: dense), patch (classify every window) or dense (one trunk pass per photo).")] = "auto",
     batch: Annotated[int, typer.Option(help="Windows per inference call in patch mode.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write an overlay picture per photo.")] = True,
@@ -105,7 +104,7 @@ def scan(
     if not sources:
         raise UsageError("no inputs: pass photos, folders or globs, or - with paths on stdin")
     try:
-        predictor = load_predictor(model or default_model(), device)
+        predictor = load_predictor(resolve_model(model), device)
     except CrackError as exc:  # nothing can be scanned without a model: a usage error, not a failed input
         raise UsageError(str(exc)) from None
     fallback = getattr(predictor, "fallback", None)

@@ -39,6 +39,7 @@ def info(
     table.add_row("onnxruntime providers (built in)", ", ".join(report["onnxruntime_providers"]))
     cpu = report["cpu"]
     table.add_row("cpu threads", f"{cpu['usable_cpus']} usable of {cpu['logical_cpus']}, torch uses {cpu['torch_threads']}")
+    table.add_row("default model", str(report["default_model"]))
     out.print(table)
 
 
