@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	# setuptools too: the wheel test builds without isolation, and pyproject.toml needs setuptools >= 69.
+	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=69'
 
 # Reinstall when the project's metadata changes; the editable install picks up code changes itself.
 $(STAMP): pyproject.toml | $(BIN)/python

@@ -1,3 +1,3 @@
 """crack: crack inspection toolkit for concrete photos."""
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
