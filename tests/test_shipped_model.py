@@ -34,15 +34,18 @@ def test_wheel_carries_the_model_and_scan_finds_it(tmp_path, photo_factory):
         check=True, capture_output=True, cwd=tmp_path,
     )
     (wheel,) = wheels.glob("crackcli-*.whl")
+    installed = subprocess.run([sys.executable, "-m", "pip", "show", "--files", "crackcli"], capture_output=True, text=True).stdout
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.endswith(f".data/data/share/crackcli/models/{DEFAULT_MODEL_NAME}") for n in names)
 
     prefix = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--prefix", str(prefix), str(wheel)],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--ignore-installed", "--prefix", str(prefix), str(wheel)],
         check=True, capture_output=True,
     )
+    # --ignore-installed: installing into another prefix must leave this environment's crackcli alone.
+    assert subprocess.run([sys.executable, "-m", "pip", "show", "--files", "crackcli"], capture_output=True, text=True).stdout == installed
     # The fresh venv borrows this environment's dependencies, but not its editable crackcli.
     purelib = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
     (purelib / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
