@@ -1,0 +1,51 @@
+"""The bad-input corpus through `crack scan` and `crack prepare`: no traceback, one line per bad file,
+every good file processed, exit status 1."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from corpus import write_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus") / "in"
+    good, bad = write_corpus(folder)
+    return folder, good, bad
+
+
+def run_crack(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "crackcli", *args], capture_output=True, text=True, cwd=cwd, errors="replace")
+
+
+def named_lines(stderr: str, name: str) -> list[str]:
+    return [line for line in stderr.splitlines() if name in line]
+
+
+def test_scan_goes_through_the_corpus(corpus, crack_model, tmp_path):
+    folder, good, bad = corpus
+    _, model, _ = crack_model
+    proc = run_crack("scan", str(folder), "--model", str(model), "--out", str(tmp_path / "out"), "--json", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for name in bad:
+        assert len(named_lines(proc.stderr, name)) == 1, (name, proc.stderr)
+    scanned = {json.loads(line)["image"].split("/in/", 1)[1] for line in proc.stdout.splitlines()}
+    assert scanned == set(good), proc.stderr
+    # Every output stays inside --out, whatever the input names.
+    assert all(p.resolve().is_relative_to((tmp_path / "out").resolve()) for p in (tmp_path / "out").rglob("*"))
+    assert {p.name for p in tmp_path.iterdir()} == {"out"}
+
+
+def test_prepare_goes_through_the_corpus(corpus, tmp_path):
+    folder, good, bad = corpus
+    proc = run_crack("prepare", str(folder), "--labels", "none", "--size", "64", "--out", str(tmp_path / "patches"), "--json", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for name in bad:
+        assert len(named_lines(proc.stderr, name)) == 1, (name, proc.stderr)
+    sources = {line.split(",")[1] for line in (tmp_path / "patches" / "manifest.csv").read_text(errors="replace").splitlines()[1:]}
+    assert len(sources) == len(good) - 1  # the 1×1 photo is smaller than one patch: nothing to cut, no error
