@@ -45,3 +45,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_writer(path) as handle:
         handle.write(data)
+
+
+def remove_leftover_parts(folder: Path, names: tuple[str, ...]) -> None:
+    """Delete temporary files that a killed writer of ``names`` left in ``folder`` (SIGKILL skips cleanup)."""
+    for name in names:
+        for part in folder.glob(f".{name}.*.part"):
+            part.unlink(missing_ok=True)

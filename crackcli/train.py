@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from crackcli import __version__, distributed
-from crackcli.atomic import atomic_write_bytes
+from crackcli.atomic import atomic_write_bytes, remove_leftover_parts
 from crackcli.augment import build_augment
 from crackcli.checkpoint import load_checkpoint, save_checkpoint
 from crackcli.modelmeta import ModelMeta, default_crack_class
@@ -53,6 +53,8 @@ from crackcli.models import IMAGENET_MEAN, IMAGENET_STD, build_model
 PAPER_EPOCHS = 150
 FIGURES_EVERY_EPOCH_FROM_S = 20.0  # shorter epochs draw the figures once, at the end (drawing takes ~0.6 s)
 PAPER_MILESTONES = (65, 95, 125)
+# What a run writes in its folder (atomically); a killed run may leave their temporary parts behind.
+RUN_FILES = ("args.json", "metrics.csv", "last.pt", "best.pt", "curves.png", "confusion_matrix.png")
 
 
 @dataclass
@@ -255,6 +257,7 @@ class Trainer:
         payload = load_checkpoint(checkpoint)
         if "optimizer" not in payload or "config" not in payload:
             raise CrackError(f"{checkpoint}: holds weights only, not a training state; resume from last.pt")
+        remove_leftover_parts(checkpoint.parent, RUN_FILES)
         return cls(TrainConfig.from_dict(payload["config"]), events, resume_from=payload, run_dir=checkpoint.parent)
 
     def _amp_dtype(self) -> torch.dtype | None:
