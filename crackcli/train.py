@@ -245,6 +245,7 @@ class Trainer:
         self.train_batches, self.train_loader = self._loader(self.data.train, train=True)
         self.val_batches, self.val_loader = self._loader(self.data.val, train=False)
         self.history: list[dict[str, Any]] = []
+        self._skipped: set[str] = set()
         self.start_epoch = 0
         self.best = {"epoch": 0, "f1": -1.0, "report": None}
         if resume_from is not None:
@@ -372,8 +373,7 @@ class Trainer:
         started = last = time.perf_counter()
         for step, batch in enumerate(self.train_loader):
             waited += time.perf_counter() - last
-            for message in batch.failures:
-                self.events.warning(f"skipped: {message}")
+            self._warn_skipped(batch.failures)
             if len(batch.labels) < 2 and self.context.world == 1:
                 last = time.perf_counter()
                 continue  # batch norm cannot train on fewer than 2 images
@@ -407,6 +407,13 @@ class Trainer:
             "seconds": seconds,
         }
 
+    def _warn_skipped(self, failures: list[str]) -> None:
+        """One line per image that failed to decode, the first time only (not again every epoch)."""
+        for message in failures:
+            if message not in self._skipped:
+                self._skipped.add(message)
+                self.events.warning(f"skipped: {message}")
+
     @torch.no_grad()
     def _validate(self) -> dict[str, Any]:
         num_classes = len(self.classes)
@@ -414,8 +421,7 @@ class Trainer:
         self.model.eval()
         matrix = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=self.device)
         for batch in self.val_loader:
-            for message in batch.failures:
-                self.events.warning(f"skipped: {message}")
+            self._warn_skipped(batch.failures)
             if len(batch.labels) == 0:
                 continue
             x, y = self._to_device(batch.images, batch.labels)

@@ -49,3 +49,30 @@ def test_prepare_goes_through_the_corpus(corpus, tmp_path):
         assert len(named_lines(proc.stderr, name)) == 1, (name, proc.stderr)
     sources = {line.split(",")[1] for line in (tmp_path / "patches" / "manifest.csv").read_text(errors="replace").splitlines()[1:]}
     assert len(sources) == len(good) - 1  # the 1×1 photo is smaller than one patch: nothing to cut, no error
+
+
+def test_train_and_eval_go_through_the_corpus(tmp_path):
+    """The corpus as the crack class of a labelled folder, beside good patches of both classes."""
+    from conftest import write_patch_folders
+
+    data = write_patch_folders(tmp_path / "data", {"train": 10, "val": 4})
+    good, bad = write_corpus(data / "train" / "crack" / "corpus")
+    write_corpus(data / "val" / "crack" / "corpus")
+    train = run_crack(
+        "train", str(data), "--backbone", "resnet18", "--weights", "none", "--image-size", "32", "--epochs", "2",
+        "--batch", "8", "--workers", "0", "--project", str(tmp_path / "runs"), "--name", "c", "--quiet", cwd=tmp_path,
+    )
+    assert train.returncode == 0, train.stderr
+    assert "Traceback" not in train.stderr
+    # Unreadable images are skipped, each named once (not once an epoch); the rest are trained on.
+    for name in bad:
+        assert len(named_lines(train.stderr, f"train/crack/corpus/{name}")) == 1, (name, train.stderr)
+        assert len(named_lines(train.stderr, f"val/crack/corpus/{name}")) == 1, (name, train.stderr)
+    evaluation = run_crack("eval", str(tmp_path / "runs" / "c" / "best.pt"), str(data / "val"), "--json", cwd=tmp_path)
+    assert evaluation.returncode == 1, evaluation.stderr
+    assert "Traceback" not in evaluation.stderr
+    report = json.loads(evaluation.stdout)
+    assert report["unreadable"] == len(bad)
+    assert report["per_class"]["crack"]["support"] == 4 + len(good)
+    for name in bad:
+        assert len(named_lines(evaluation.stderr, name)) == 1, (name, evaluation.stderr)
