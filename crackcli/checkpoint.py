@@ -33,6 +33,10 @@ def save_checkpoint(path: Path, meta: ModelMeta, model: CrackNet, **state: Any) 
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **state,
     }
+    _write(path, payload)
+
+
+def _write(path: Path, payload: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     with atomic_writer(path, durable=True) as handle:
@@ -47,10 +51,7 @@ RELEASE_KEYS = ("format", "format_version", "crackcli_version", "meta", "model",
 def save_release(source: Path, target: Path) -> None:
     """Write ``source`` without its training state: the file to ship or to fine-tune from."""
     payload = load_checkpoint(source)
-    buffer = io.BytesIO()
-    torch.save({k: payload[k] for k in RELEASE_KEYS if k in payload}, buffer)
-    with atomic_writer(target, durable=True) as handle:
-        handle.write(buffer.getbuffer())
+    _write(target, {k: payload[k] for k in RELEASE_KEYS if k in payload})
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -67,8 +67,8 @@ def choose_mode(predictor: Predictor, settings: ScanSettings) -> str:
     model has no dense form.
 
     Dense windows see their neighbours, so they agree with patch windows only as far as a model was
-    measured to: `crack export --scan-mode dense` records that a model was (the default model was,
-    docs/BENCHMARKS.md); any other model scans in patch mode unless asked.  Dense mode also needs
+    measured to: `crack export --scan-mode dense` records that a model was; any other model (the
+    default model included, docs/BENCHMARKS.md) scans in patch mode unless asked.  Dense mode also needs
     windows of at least 2×2 cells at model scale: a one-cell window is all context and no patch.
     """
     if settings.mode == "auto":

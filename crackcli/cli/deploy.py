@@ -75,7 +75,7 @@ def scan(
     stride: Annotated[Optional[int], typer.Option(help="Step between windows in pixels (default: half a window).")] = None,
     patch: Annotated[Optional[int], typer.Option(help="Window side in photo pixels (default: the model's, 224).")] = None,
     threshold: Annotated[float, typer.Option(help="Crack probability from which a window counts as crack.")] = 0.5,
-    mode: Annotated[str, typer.Option(help="auto (the mode the model file names; the default model: dense), patch (classify every window) or dense (one trunk pass per photo).")] = "auto",
+    mode: Annotated[str, typer.Option(help="auto (the mode the model file records; patch for the default model), patch (classify every window) or dense (one trunk pass per photo).")] = "auto",
     batch: Annotated[int, typer.Option(help="Windows per inference call in patch mode.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write an overlay picture per photo.")] = True,
