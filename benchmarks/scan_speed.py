@@ -88,11 +88,11 @@ def main() -> None:
     print(f"photo {args.photo} {rgb.shape[1]}×{rgb.shape[0]}, {usable_cpus()} CPUs, torch threads {torch.get_num_threads()}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        calibration = calibration_folder(root, rgb)
         rows = []
         if args.model is not None:
             models = [(args.model.name, args.model)]
         else:
+            calibration = calibration_folder(root, rgb)  # int8 stand-ins only
             models = [
                 (f"{args.backbone} input {size:>3} {precision}",
                  stand_in(root, args.backbone, size, precision, calibration if precision == "int8" else None))
