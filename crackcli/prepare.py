@@ -45,6 +45,7 @@ class PrepareOptions:
     edge: str = "shift"
     labels: str = "folder"
     masks: Path | None = None
+    class_masks: tuple[tuple[str, Path], ...] = ()  # (class, folder): confusable classes such as scratches
     crack_min: float = 0.005
     split: tuple[float, ...] | None = None
     seed: int = 0
@@ -138,6 +139,18 @@ def find_mask(masks_dir: Path, stem: str) -> Path | None:
     return None
 
 
+def parse_class_mask(text: str) -> tuple[str, Path]:
+    """``"scratch=masks/scratches"`` -> ("scratch", Path("masks/scratches"))."""
+    name, sep, folder = text.partition("=")
+    name = name.strip()
+    if not sep or not name or not folder or safe_name(name) != name or name in (CRACK, NO_CRACK):
+        raise UsageError(
+            f"--class-mask '{text}': give CLASS=FOLDER with a plain class name other than crack or no_crack, "
+            "e.g. scratch=masks/scratches"
+        )
+    return name, Path(folder)
+
+
 @dataclass
 class _Patch:
     window: Window
@@ -146,20 +159,29 @@ class _Patch:
 
 
 def label_windows(
-    windows: list[Window], photo: Photo, mask: np.ndarray | None, crack_min: float
+    windows: list[Window], photo: Photo, masks: list[tuple[str, np.ndarray]] | None, min_fraction: float
 ) -> tuple[list[_Patch], int]:
-    """Labels per window, and how many were ambiguous (0 < crack fraction < crack_min) and skipped."""
-    if mask is None:
+    """Labels per window, and how many were ambiguous and skipped.
+
+    ``masks`` are (class, mask) pairs in order of precedence, crack first: a window takes the first class
+    covering at least ``min_fraction`` of it, is skipped as ambiguous if a class covers less than that but
+    not nothing, and is ``no_crack`` when every mask is empty there.
+    """
+    if masks is None:
         return [_Patch(w, photo.label, None) for w in windows], 0
     patches, ambiguous = [], 0
     for window in windows:
-        fraction = float(np.count_nonzero(crop(mask, window))) / (window.size * window.size)
-        if fraction >= crack_min:
-            patches.append(_Patch(window, CRACK, fraction))
-        elif fraction == 0:
-            patches.append(_Patch(window, NO_CRACK, fraction))
+        area = window.size * window.size
+        for label, mask in masks:
+            fraction = float(np.count_nonzero(crop(mask, window))) / area
+            if fraction >= min_fraction:
+                patches.append(_Patch(window, label, fraction))
+                break
+            if fraction > 0:
+                ambiguous += 1
+                break
         else:
-            ambiguous += 1
+            patches.append(_Patch(window, NO_CRACK, 0.0))
     return patches, ambiguous
 
 
@@ -173,6 +195,14 @@ class Preparer:
             raise UsageError(f"--labels {options.labels}: choose one of {', '.join(LABEL_MODES)}")
         if options.labels == "mask" and (options.masks is None or not options.masks.is_dir()):
             raise UsageError("--labels mask needs --masks DIR, an existing folder of same-stem mask files")
+        if options.class_masks and options.labels != "mask":
+            raise UsageError("--class-mask needs --labels mask (and --masks for the cracks)")
+        names = [name for name, _ in options.class_masks]
+        for name, folder in options.class_masks:
+            if names.count(name) > 1:
+                raise UsageError(f"--class-mask {name}: given twice; name each class once")
+            if not folder.is_dir():
+                raise UsageError(f"--class-mask {name}={folder}: not a folder; give a folder of same-stem mask files")
         if options.size < 8 or (options.stride is not None and options.stride < 1):
             raise UsageError("--size must be at least 8 and --stride at least 1")
         if options.image_format not in ("png", "jpg"):
@@ -208,8 +238,8 @@ class Preparer:
                 loaded = pending
                 pending = pool.submit(self._load, photos[index + 1]) if index + 1 < len(photos) else None
                 try:
-                    image, mask = loaded.result()
-                    rows += self._slice(pool, photo, image, mask, summary)
+                    image, masks = loaded.result()
+                    rows += self._slice(pool, photo, image, masks, summary)
                     summary.photos += 1
                 except CrackError as exc:
                     summary.failures.append((str(photo.path), str(exc)))
@@ -222,27 +252,33 @@ class Preparer:
             self._write_manifest(rows)
         return summary
 
-    def _load(self, photo: Photo) -> tuple[np.ndarray, np.ndarray | None]:
+    def _load(self, photo: Photo) -> tuple[np.ndarray, list[tuple[str, np.ndarray]] | None]:
         image = read_rgb(photo.path, self.options.max_pixels)
-        mask = None
-        if self.options.labels == "mask":
-            assert self.options.masks is not None
-            mask_path = find_mask(self.options.masks, photo.path.stem)
-            if mask_path is None:
-                raise CrackError(
-                    f"{photo.path}: no mask named {photo.path.stem}.* in {self.options.masks}; add it or leave the photo out"
-                )
-            mask = read_mask(mask_path, self.options.max_pixels)
-            if mask.shape != image.shape[:2]:
-                raise CrackError(
-                    f"{mask_path}: mask is {mask.shape[1]}×{mask.shape[0]} but the photo {photo.path} is "
-                    f"{image.shape[1]}×{image.shape[0]}; masks must match their photo pixel for pixel"
-                )
-            mask = mask.view(np.uint8)
-        return image, mask
+        if self.options.labels != "mask":
+            return image, None
+        assert self.options.masks is not None
+        folders = [(CRACK, self.options.masks), *self.options.class_masks]
+        return image, [(label, self._read_mask(photo, folder, image.shape[:2])) for label, folder in folders]
+
+    def _read_mask(self, photo: Photo, folder: Path, shape: tuple[int, ...]) -> np.ndarray:
+        mask_path = find_mask(folder, photo.path.stem)
+        if mask_path is None:
+            raise CrackError(f"{photo.path}: no mask named {photo.path.stem}.* in {folder}; add it or leave the photo out")
+        mask = read_mask(mask_path, self.options.max_pixels)
+        if mask.shape != shape:
+            raise CrackError(
+                f"{mask_path}: mask is {mask.shape[1]}×{mask.shape[0]} but the photo {photo.path} is "
+                f"{shape[1]}×{shape[0]}; masks must match their photo pixel for pixel"
+            )
+        return mask.view(np.uint8)
 
     def _slice(
-        self, pool: ThreadPoolExecutor, photo: Photo, image: np.ndarray, mask: np.ndarray | None, summary: PrepareSummary
+        self,
+        pool: ThreadPoolExecutor,
+        photo: Photo,
+        image: np.ndarray,
+        masks: list[tuple[str, np.ndarray]] | None,
+        summary: PrepareSummary,
     ) -> list[dict[str, object]]:
         opts = self.options
         height, width = image.shape[:2]
@@ -252,7 +288,7 @@ class Preparer:
                 f"{photo.path}: {width}×{height} is smaller than a {opts.size}-pixel patch; "
                 "use --edge pad or a smaller --size"
             )
-        patches, ambiguous = label_windows(windows, photo, mask, opts.crack_min)
+        patches, ambiguous = label_windows(windows, photo, masks, opts.crack_min)
         summary.ambiguous += ambiguous
         rows, jobs = [], []
         for patch in patches:

@@ -56,6 +56,52 @@ def test_mask_labels_follow_crack_fraction(tmp_path):
     assert len(rows) == 5
 
 
+def test_class_masks_label_confusable_patches_after_cracks(tmp_path):
+    image = np.full((64, 128, 3), 128, np.uint8)
+    cracks = np.zeros((64, 128), np.uint8)
+    scratches = np.zeros((64, 128), np.uint8)
+    cracks[0:32, 0:32] = 255  # window (0,0): crack, even though scratched too
+    scratches[0:32, 0:64] = 255  # window (32,0): scratch only
+    scratches[40, 100] = 255  # window (96,32): one scratch pixel -> ambiguous, skipped
+    write_image(tmp_path / "photos" / "p.png", image)
+    write_image(tmp_path / "masks" / "p.png", cracks)
+    write_image(tmp_path / "scratches" / "p.png", scratches)
+    out = tmp_path / "out"
+    result = invoke(
+        tmp_path / "photos", "--out", out, "--size", "32", "--labels", "mask", "--masks", tmp_path / "masks",
+        "--class-mask", f"scratch={tmp_path / 'scratches'}", "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["skipped_ambiguous"] == 1
+    rows = {(r["x"], r["y"]): r for r in manifest(out)}
+    assert rows[("0", "0")]["label"] == "crack"
+    assert rows[("32", "0")]["label"] == "scratch" and float(rows[("32", "0")]["mask_fraction"]) == 1.0
+    assert ("96", "32") not in rows
+    assert {rows[k]["label"] for k in rows if k not in {("0", "0"), ("32", "0")}} == {"no_crack"}
+    assert sorted(p.name for p in (out / "scratch").iterdir()) == ["p_x32_y0.png"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--class-mask", "crack=m"], "other than crack"),
+        (["--class-mask", "scratch"], "CLASS=FOLDER"),
+        (["--class-mask", "scratch=nowhere"], "not a folder"),
+        (["--class-mask", "../up=m"], "plain class name"),
+    ],
+)
+def test_bad_class_masks_are_refused_in_one_line(tmp_path, photo_factory, extra, message):
+    photo_factory("photos/p.png", 64, 64)
+    (tmp_path / "m").mkdir()
+    result = invoke(
+        tmp_path / "photos", "--out", tmp_path / "out", "--labels", "mask", "--masks", tmp_path / "m",
+        *[part.replace("=m", f"={tmp_path / 'm'}") for part in extra],
+    )
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_split_is_per_photo_deterministic_and_leak_free(tmp_path, photo_factory):
     for i in range(10):
         photo_factory(f"src/crack/c{i}.png", 64, 64, seed=i)
