@@ -1,6 +1,6 @@
 """The Typer app and what every command shares: consoles, error handling, progress bars, exit codes.
 
-Exit codes: 0 done; 1 some inputs failed (the others were processed); 2 usage error.
+Exit codes: 0 done; 1 some inputs failed (the others were processed); 2 usage error; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from crackcli.errors import CrackError, UsageError
 EXIT_OK = 0
 EXIT_FAILED_INPUTS = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # the shell's code for a job stopped by Ctrl-C (128 + SIGINT)
 
 app = typer.Typer(
     name="crack",
@@ -42,8 +43,21 @@ def user_errors(command: Callable) -> Callable:
             raise fail(str(exc), EXIT_USAGE) from None
         except CrackError as exc:
             raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            print("crack: interrupted", file=sys.stderr)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
+
+
+@contextmanager
+def finish_by_rerunning(hint: str) -> Iterator[None]:
+    """Ctrl-C inside the block ends the command with one line saying how to finish the job (exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"crack: interrupted; {hint}", file=sys.stderr)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _version_callback(value: bool) -> None:

@@ -10,7 +10,15 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from crackcli.cli.app import EXIT_FAILED_INPUTS, app, err, progress_bar, report_failures, user_errors
+from crackcli.cli.app import (
+    EXIT_FAILED_INPUTS,
+    app,
+    err,
+    finish_by_rerunning,
+    progress_bar,
+    report_failures,
+    user_errors,
+)
 from crackcli.errors import UsageError
 
 
@@ -52,7 +60,8 @@ def prepare(
     )
     preparer = Preparer(options)
     photos, planned = preparer.plan(sources)
-    with progress_bar(len(photos), "prepare", quiet or as_json) as advance:
+    hint = f"the patches written so far are whole and kept in {out}; run the same command again to finish"
+    with finish_by_rerunning(hint), progress_bar(len(photos), "prepare", quiet or as_json) as advance:
         preparer.progress = advance
         summary = preparer.execute(photos, planned)
     report_failures(summary.failures)

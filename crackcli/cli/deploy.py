@@ -13,7 +13,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from crackcli.cli.app import EXIT_FAILED_INPUTS, app, err, print_error, progress_bar, user_errors
+from crackcli.cli.app import (
+    EXIT_FAILED_INPUTS,
+    app,
+    err,
+    finish_by_rerunning,
+    print_error,
+    progress_bar,
+    user_errors,
+)
 from crackcli.errors import CrackError, UsageError
 from crackcli.shipped import default_model, model_folders
 
@@ -91,7 +99,8 @@ def scan(
     """Find cracks in photos: per-window crack probabilities, a heatmap overlay and a JSON report per photo.
 
     Exit status: 0 all inputs scanned, 1 some failed (the others are still scanned), 2 usage error,
-    3 with --fail-on-crack when a crack was found and nothing failed.
+    3 with --fail-on-crack when a crack was found and nothing failed, 130 interrupted (re-run with the same --out
+    to scan the rest).
     """
     from crackcli.inference import load_predictor
     from crackcli.inputs import collect_inputs, parse_shard, read_path_list, safe_stems, take_shard
@@ -142,7 +151,8 @@ def scan(
             err.print(f"{report['image']}: {s['crack_windows']}/{s['windows']} crack windows, max {s['max_crack_prob']:.2f}, "
                       f"{len(s['regions'])} regions", highlight=False, soft_wrap=True)
 
-    with progress_bar(len(photos), "scan", quiet or as_json) as advance:
+    hint = f"the photos scanned so far are kept in {target}; run again with --out {target} to scan the rest"
+    with finish_by_rerunning(hint), progress_bar(len(photos), "scan", quiet or as_json) as advance:
         result = job.run(photos, on_report=show, on_error=print_error, progress=advance)
     if not quiet:
         kept = f", {result.kept} kept from an earlier run (--force redoes them)" if result.kept else ""

@@ -9,7 +9,16 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from crackcli.cli.app import EXIT_FAILED_INPUTS, app, err, out, print_error, progress_bar, user_errors
+from crackcli.cli.app import (
+    EXIT_FAILED_INPUTS,
+    app,
+    err,
+    finish_by_rerunning,
+    out,
+    print_error,
+    progress_bar,
+    user_errors,
+)
 from crackcli.errors import UsageError
 
 
@@ -65,9 +74,10 @@ def train(
     try:
         result = trainer.fit()
     except KeyboardInterrupt:
-        if trainer.run_dir is not None and trainer.context.is_main:
-            print_error(f"interrupted; continue with: crack train --resume {trainer.run_dir / 'last.pt'}")
-        raise
+        if trainer.run_dir is None or not trainer.context.is_main:
+            raise
+        with finish_by_rerunning(f"continue with: crack train --resume {trainer.run_dir / 'last.pt'}"):
+            raise
     if trainer.context.is_main:
         err.print(
             f"best val macro F {result.best_f1:.4f} at epoch {result.best_epoch}: {result.run_dir / 'best.pt'}",
