@@ -67,7 +67,7 @@ def index_folder(root: Path, classes: Sequence[str] | None = None, verify: bool 
         folder = root / name
         if not folder.is_dir():
             continue
-        for path in walk_files(folder):
+        for path in walk_files(folder, lambda where, message: unreadable.append((where, message))):
             if not is_image_path(path):
                 continue
             if verify:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -35,9 +35,19 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def walk_files(folder: Path) -> Iterator[Path]:
-    """Every file under ``folder`` in a stable order, without following symlinked folders (no loops)."""
-    for root, dirs, files in os.walk(folder):
+def walk_files(folder: Path, on_error: Callable[[Path, str], None] | None = None) -> Iterator[Path]:
+    """Every file under ``folder`` in a stable order, without following symlinked folders (no loops).
+
+    A sub-folder that cannot be listed is reported to ``on_error(folder, message)`` and left out.
+    """
+
+    def unlisted(exc: OSError) -> None:
+        if on_error is not None:
+            where = Path(exc.filename) if exc.filename else folder
+            on_error(where, f"{where}: cannot list this folder ({_reason(exc)}); its photos were left out; "
+                            "give read access to it (chmod a+rx) or leave it out")
+
+    for root, dirs, files in os.walk(folder, onerror=unlisted):
         dirs.sort()
         for name in sorted(files):
             yield Path(root) / name
@@ -49,7 +59,7 @@ def image_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"{path}: not a readable image ({_reason(exc)}); check the file or remove it") from None
+        raise _unreadable(path, exc) from None
 
 
 # JPEG decoders can scale by 1/2, 1/4 or 1/8 inside the DCT: several times faster than decoding in full.
@@ -63,7 +73,7 @@ def display_size(path: Path) -> tuple[int, int]:
             width, height = img.size
             rotated = img.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that swap the axes
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"{path}: not a readable image ({_reason(exc)}); check the file or remove it") from None
+        raise _unreadable(path, exc) from None
     return (height, width) if rotated else (width, height)
 
 
@@ -102,7 +112,7 @@ def _decode(path: Path, max_pixels: int, flags: int) -> np.ndarray:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise ImageReadError(f"{path}: cannot open ({_reason(exc)}); check the path and permissions") from None
+        raise _unreadable(path, exc) from None
     if size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes); re-copy it from the camera or remove it")
     width, height = image_size(path)
@@ -114,11 +124,17 @@ def _decode(path: Path, max_pixels: int, flags: int) -> np.ndarray:
     try:
         data = np.fromfile(path, dtype=np.uint8)  # any file name, unlike cv2.imread
     except OSError as exc:
-        raise ImageReadError(f"{path}: cannot read ({_reason(exc)}); check permissions") from None
+        raise _unreadable(path, exc) from None
     image = cv2.imdecode(data, flags)
     if image is None or image.size == 0:
         raise ImageReadError(f"{path}: cannot decode the pixels (truncated or corrupt?); re-copy the file")
     return image
+
+
+def _unreadable(path: Path, exc: BaseException) -> ImageReadError:
+    if isinstance(exc, PermissionError):
+        return ImageReadError(f"{path}: permission denied; give read access to it (chmod a+r) or leave it out")
+    return ImageReadError(f"{path}: not a readable image ({_reason(exc)}); check the file or remove it")
 
 
 def _reason(exc: BaseException) -> str:

@@ -24,13 +24,17 @@ def collect_inputs(sources: Iterable[str], out: Path) -> tuple[list[Path], list[
     out_resolved = out.resolve()
     found: list[Path] = []
     failures: list[tuple[str, str]] = []
+
+    def unlisted(folder: Path, message: str) -> None:
+        failures.append((str(folder), message))
+
     for source in sources:
         path = Path(source)
         if path.is_dir():
             resolved = path.resolve()
             if out_resolved == resolved or resolved in out_resolved.parents:
                 raise UsageError(f"--out {out} is inside the source folder {source}; choose an --out outside it")
-            found += sorted(p for p in walk_files(path) if is_image_path(p))
+            found += sorted(p for p in walk_files(path, unlisted) if is_image_path(p))
         elif path.is_file():
             found.append(path)
         elif glob.has_magic(source):

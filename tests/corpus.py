@@ -3,13 +3,20 @@
 ``write_corpus(folder)`` returns (good, bad): the file names a tool must process, and those it must
 refuse with one line each.  Good files are odd but valid; bad files are broken in the ways files
 from cameras, drives and colleagues break.
+
+Unreadable files and folders (mode 000) are in the corpus only where permissions bite: for a normal
+user, or for root run through ``UNPRIVILEGED`` (setpriv dropping the capabilities that let root read
+anything).  Run the tools under test with ``UNPRIVILEGED + command``.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import struct
+import subprocess
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -17,6 +24,26 @@ import numpy as np
 from PIL import Image
 
 from conftest import texture_photo
+
+
+def _unprivileged_prefix() -> list[str] | None:
+    """A command prefix under which mode-000 files cannot be read, or None where there is none."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        return None
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    with tempfile.NamedTemporaryFile() as probe:
+        os.chmod(probe.name, 0)
+        try:
+            check = subprocess.run([*prefix, "cat", probe.name], capture_output=True)
+        except OSError:
+            return None
+    return prefix if check.returncode != 0 and b"denied" in check.stderr else None
+
+
+UNPRIVILEGED = _unprivileged_prefix()
+PERMISSIONS_BITE = UNPRIVILEGED is not None
 
 
 def _jpeg_bytes(rgb: np.ndarray, **options) -> bytes:
@@ -83,4 +110,12 @@ def write_corpus(folder: Path) -> tuple[list[str], list[str]]:
     bad["loop.jpg"] = b""
     (folder / "sub").mkdir()
     (folder / "sub" / "up").symlink_to("..")  # a folder loop: walking must not follow it forever
+    if PERMISSIONS_BITE:
+        (folder / "locked.jpg").write_bytes(good["plain.jpg"])
+        (folder / "locked.jpg").chmod(0)
+        bad["locked.jpg"] = b""
+        (folder / "locked_folder").mkdir()
+        (folder / "locked_folder" / "hidden.jpg").write_bytes(good["plain.jpg"])
+        (folder / "locked_folder").chmod(0)
+        bad["locked_folder"] = b""
     return sorted(good), sorted(bad)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from corpus import write_corpus
+from corpus import PERMISSIONS_BITE, UNPRIVILEGED, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -18,11 +18,28 @@ def corpus(tmp_path_factory):
 
 
 def run_crack(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "crackcli", *args], capture_output=True, text=True, cwd=cwd, errors="replace")
+    """`crack ARGS`, where possible without the privilege to read mode-000 files (see corpus.py)."""
+    return subprocess.run([*(UNPRIVILEGED or []), sys.executable, "-m", "crackcli", *args], capture_output=True,
+                          text=True, cwd=cwd, errors="replace")
+
+
+def test_locked_corpus_files_are_unreadable_to_the_tools(tmp_path):
+    """The harness itself: under UNPRIVILEGED, the tools really cannot read the mode-000 corpus entries."""
+    if not PERMISSIONS_BITE:
+        pytest.skip("running as root without setpriv: mode-000 files are readable, so they are not in the corpus")
+    _, bad = write_corpus(tmp_path / "in")
+    assert {"locked.jpg", "locked_folder"} <= set(bad)
+    for entry, action in (("locked.jpg", "open({!r}).read()"), ("locked_folder", "__import__('os').listdir({!r})")):
+        probe = run_crack_python(action.format(str(tmp_path / "in" / entry)))
+        assert probe.returncode != 0 and "PermissionError" in probe.stderr, probe.stderr
 
 
 def named_lines(stderr: str, name: str) -> list[str]:
     return [line for line in stderr.splitlines() if name in line]
+
+
+def run_crack_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*UNPRIVILEGED, sys.executable, "-c", code], capture_output=True, text=True)
 
 
 def test_scan_goes_through_the_corpus(corpus, crack_model, tmp_path):

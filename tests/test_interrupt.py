@@ -53,7 +53,7 @@ def test_ctrl_c_during_scan_then_rerun_completes(photos, crack_model, tmp_path):
     pick = random.Random(3)
     for _ in range(INTERRUPTS):
         before = set(out.glob("*.json"))
-        proc = interrupt_after(command, lambda: len(set(out.glob("*.json")) - before) > 0, pick.uniform(0, 0.5), tmp_path)
+        proc = interrupt_after(command, lambda before=before: len(set(out.glob("*.json")) - before) > 0, pick.uniform(0, 0.5), tmp_path)
         assert_clean_interrupt(proc, out)
         for report in out.glob("*.json"):  # every report on disk is whole, and so are the files it names
             outputs = json.loads(report.read_text())["outputs"]
@@ -83,7 +83,7 @@ def test_ctrl_c_during_prepare_then_rerun_matches_an_uninterrupted_run(photos, t
     pick = random.Random(5)
     for _ in range(INTERRUPTS):
         count = len(list(out.glob("*.png")))
-        proc = interrupt_after(prepare(out), lambda: len(list(out.glob("*.png"))) > count, pick.uniform(0, 0.3), tmp_path)
+        proc = interrupt_after(prepare(out), lambda count=count: len(list(out.glob("*.png"))) > count, pick.uniform(0, 0.3), tmp_path)
         assert_clean_interrupt(proc, out)
         for patch in out.glob("*.png"):
             assert read_rgb(patch).shape == (64, 64, 3)  # every patch on disk is whole
