@@ -65,21 +65,30 @@ def numbers(text: str, kind: type = int) -> list:
     return [kind(part) for part in text.split(",") if part.strip()]
 
 
-def link_pool(ccic_train: Path, pool: Path, holdout: int) -> Path:
-    """``pool/train`` and ``pool/val``: links to ccic/train's files, the last ``holdout`` of each class in val."""
-    if (pool / "done").exists():
-        return pool
-    for cls_dir in sorted(p for p in ccic_train.iterdir() if p.is_dir()):
-        files = sorted(p for p in cls_dir.iterdir() if is_image_path(p))
-        for split, members in (("train", files[:-holdout]), ("val", files[-holdout:])):
-            target = pool / split / cls_dir.name
+def class_files(root: Path) -> dict[str, list[Path]]:
+    return {d.name: sorted(p for p in d.iterdir() if is_image_path(p)) for d in sorted(root.iterdir()) if d.is_dir()}
+
+
+def link_study_folder(folder: Path, train: dict[str, list[Path]], val: dict[str, list[Path]]) -> Path:
+    """``folder/train`` and ``folder/val`` of symbolic links to the given files, made once."""
+    if (folder / "done").exists():
+        return folder
+    for split, files in (("train", train), ("val", val)):
+        for cls, paths in files.items():
+            target = folder / split / cls
             target.mkdir(parents=True, exist_ok=True)
-            for path in members:
+            for path in paths:
                 link = target / path.name
                 if not link.exists():
                     link.symlink_to(path.resolve())
-    (pool / "done").touch()
-    return pool
+    (folder / "done").touch()
+    return folder
+
+
+def ccic_pool(ccic_train: Path, pool: Path, holdout: int) -> Path:
+    """ccic/train's files, the last ``holdout`` of each class kept apart for choosing the checkpoint."""
+    files = class_files(ccic_train)
+    return link_study_folder(pool, {c: f[:-holdout] for c, f in files.items()}, {c: f[-holdout:] for c, f in files.items()})
 
 
 def epochs_for(size: int, classes: int, batch: int, steps: int, min_epochs: int) -> int:
@@ -145,26 +154,25 @@ def loss_records(study: str, losses: list[str], sizes: list[int], seeds: list[in
              "alpha0": 2.5} for seed in seeds for size in sizes for loss in losses]
 
 
-def three_class_data(out: Path, seeds: list[int]) -> tuple[Path, Path]:
-    """Synthetic photos cut into no_crack / crack / scratch patches: ``train`` (with val/) and a separate test set."""
+def three_class_data(out: Path, holdout: int) -> tuple[Path, Path]:
+    """Synthetic photos cut into no_crack / crack / scratch patches: a study folder (train/, and val/ with
+    ``holdout`` patches per class from other photos) and a test folder cut from photos of other seeds."""
     root = out / "three-class"
     crack = [sys.executable, "-m", "crackcli"]
-    for name, count, seed in (("photos-train", 24, 0), ("photos-test", 8, 1000)):
-        photos = root / name
+    for name, count, seed in (("train", 60, 0), ("test", 16, 1000)):
+        photos, patches = root / f"photos-{name}", root / f"patches-{name}"
         if not (photos / "images").is_dir():
             subprocess.run([*crack, "synth", str(photos), "--count", str(count), "--seed", str(seed),
                             "--width", "1024", "--height", "768"], check=True)
-    for name, split in (("train", "3:1"), ("test", None)):
-        target = root / name
-        if not (target / "manifest.csv").exists():
-            photos = root / f"photos-{'train' if name == 'train' else 'test'}"
-            command = [*crack, "prepare", str(photos / "images"), "--out", str(target), "--labels", "mask",
-                       "--masks", str(photos / "masks"), "--class-mask", f"scratch={photos / 'scratches'}",
-                       "--size", "96", "--stride", "64", "--format", "jpg", "--quiet"]
-            if split:
-                command += ["--split", split]
-            subprocess.run(command, check=True)
-    return root / "train", root / "test"
+        if not (patches / "manifest.csv").exists():
+            subprocess.run([*crack, "prepare", str(photos / "images"), "--out", str(patches), "--labels", "mask",
+                            "--masks", str(photos / "masks"), "--class-mask", f"scratch={photos / 'scratches'}",
+                            "--size", "96", "--stride", "64", "--format", "jpg", "--quiet",
+                            *(["--split", "4:1"] if name == "train" else [])], check=True)
+    pool = root / "patches-train"
+    study = link_study_folder(root / "study", class_files(pool / "train"),
+                              {c: f[:holdout] for c, f in class_files(pool / "val").items()})
+    return study, root / "patches-test"
 
 
 def mean_std(values: list[float]) -> str:
@@ -183,9 +191,10 @@ def report(out: Path) -> None:
         ce_time = {(r["size"], r["seed"]): r["train_seconds"] for r in subset if r["loss"] == "ce"}
         ce_f1 = {(r["size"], r["seed"]): r["test"]["f1"] for r in subset if r["loss"] == "ce"}
         print(f"\n### {study}\n")
-        print("| per class | loss | seeds | crack precision | crack recall | crack F | macro F | macro F − CE (paired) "
-              "| train time ÷ CE |")
-        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        scratch = study == "three-class"
+        print("| per class | loss | seeds | crack precision | crack recall | crack F | " + ("scratch F | " if scratch else "")
+              + "macro F | macro F − CE (paired) | train time ÷ CE |")
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if scratch else ""))
         groups: dict[tuple[int, str], list[dict]] = defaultdict(list)
         for r in subset:
             groups[(r["size"], r["loss"])].append(r)
@@ -195,8 +204,9 @@ def report(out: Path) -> None:
             ratios = [r["train_seconds"] / ce_time[(size, r["seed"])] for r in runs if (size, r["seed"]) in ce_time]
             ratio = f"{statistics.mean(ratios):.2f}" if ratios else "–"
             crack = [[r["test_crack"][key] for r in runs] for key in ("precision", "recall", "f1")]
+            scratch_f = f"{mean_std([r['test_per_class']['scratch'] for r in runs])} | " if scratch else ""
             print(f"| {size} | {loss} | {len(runs)} | {mean_std(crack[0])} | {mean_std(crack[1])} | {mean_std(crack[2])} | "
-                  f"{mean_std([r['test']['f1'] for r in runs])} | {mean_std(gains) if gains else '–'} | {ratio} |")
+                  f"{scratch_f}{mean_std([r['test']['f1'] for r in runs])} | {mean_std(gains) if gains else '–'} | {ratio} |")
     alpha = [r for r in rows if r["study"] == "alpha"]
     if alpha:
         print("\n### alpha0 (IGMSDA)\n")
@@ -220,11 +230,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, backbone {args.backbone} at "
           f"{args.image_size} px, batch {args.batch}, ~{args.steps} steps per run, pid {os.getpid()}", flush=True)
     if args.study == "three-class":
-        train, test = three_class_data(args.out, seeds)
+        train, test = three_class_data(args.out, args.holdout)
         records = loss_records("three-class", numbers(args.losses, str), [args.alpha_size], seeds, [])
         run_all(args, records, train, test, classes=3)
         return
-    pool = link_pool(args.ccic / "train", args.out / "pool", args.holdout)
+    pool = ccic_pool(args.ccic / "train", args.out / "pool", args.holdout)
     if args.study == "alpha":
         records = loss_records("alpha", [], [args.alpha_size], seeds, numbers(args.alphas, float))
     else:
