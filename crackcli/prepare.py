@@ -10,6 +10,8 @@ import csv
 import glob
 import io
 import random
+import shutil
+import tempfile
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from crackcli.atomic import atomic_write_bytes
+from crackcli.atomic import atomic_writer
 from crackcli.envinfo import usable_cpus
 from crackcli.errors import CrackError, UsageError
 from crackcli.imageio import (
@@ -229,7 +231,22 @@ class Preparer:
         """Slice the planned ``photos``; failures are collected in ``summary``, the batch goes on."""
         if not photos and not summary.failures:
             summary.failures.append(("", "no images found in the inputs; pass photo files, folders or globs"))
-        rows: list[dict[str, object]] = []
+        # Manifest rows go to an unnamed temporary file as photos are done, not to a list: memory stays
+        # flat however many patches a job makes.
+        with tempfile.TemporaryFile() as rows_file:
+            text = io.TextIOWrapper(rows_file, encoding="utf-8", errors="surrogateescape", newline="")
+            manifest = csv.DictWriter(text, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+            manifest.writeheader()
+            self._slice_all(photos, summary, manifest)
+            if summary.photos:
+                text.flush()
+                rows_file.seek(0)
+                with atomic_writer(self.options.out / "manifest.csv") as handle:
+                    shutil.copyfileobj(rows_file, handle)
+            text.detach()
+        return summary
+
+    def _slice_all(self, photos: list[Photo], summary: PrepareSummary, manifest: csv.DictWriter) -> None:
         pool = ThreadPoolExecutor(max_workers=self.options.workers or usable_cpus())
         try:
             # Decode the next photo while the current one's patches are being encoded and written.
@@ -239,7 +256,7 @@ class Preparer:
                 pending = pool.submit(self._load, photos[index + 1]) if index + 1 < len(photos) else None
                 try:
                     image, masks = loaded.result()
-                    rows += self._slice(pool, photo, image, masks, summary)
+                    manifest.writerows(self._slice(pool, photo, image, masks, summary))
                     summary.photos += 1
                 except CrackError as exc:
                     summary.failures.append((str(photo.path), str(exc)))
@@ -248,9 +265,6 @@ class Preparer:
         finally:
             # On Ctrl-C, queued patches are dropped; those being written finish whole (atomic writes).
             pool.shutdown(wait=True, cancel_futures=True)
-        if rows or summary.photos:
-            self._write_manifest(rows)
-        return summary
 
     def _load(self, photo: Photo) -> tuple[np.ndarray, list[tuple[str, np.ndarray]] | None]:
         image = read_rgb(photo.path, self.options.max_pixels)
@@ -319,10 +333,3 @@ class Preparer:
     def _patch_path(self, photo: Photo, patch: _Patch) -> Path:
         folder = Path(*(part for part in (photo.split, patch.label) if part))
         return folder / f"{photo.stem}_x{patch.window.x}_y{patch.window.y}{self.suffix}"
-
-    def _write_manifest(self, rows: list[dict[str, object]]) -> None:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_bytes(self.options.out / "manifest.csv", buffer.getvalue().encode("utf-8", "surrogateescape"))
