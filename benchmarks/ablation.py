@@ -176,10 +176,12 @@ def three_class_data(out: Path, holdout: int) -> tuple[Path, Path]:
 
 
 def mean_std(values: list[float]) -> str:
+    """Mean ± sample standard deviation in percent (the mean alone for one value)."""
     if not values:
         return "–"
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.mean(values):.2f} ± {100 * spread:.2f}"
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f}"
+    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
 def report(out: Path) -> None:
