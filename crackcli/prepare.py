@@ -31,6 +31,7 @@ from crackcli.imageio import (
     write_image,
 )
 from crackcli.inputs import collect_inputs, safe_name, safe_stems
+from crackcli.interrupts import DeferredInterrupt
 from crackcli.tiling import EDGE_RULES, Window, crop, grid
 
 LABEL_MODES = ("folder", "mask", "none")
@@ -248,23 +249,26 @@ class Preparer:
 
     def _slice_all(self, photos: list[Photo], summary: PrepareSummary, manifest: csv.DictWriter) -> None:
         pool = ThreadPoolExecutor(max_workers=self.options.workers or usable_cpus())
-        try:
-            # Decode the next photo while the current one's patches are being encoded and written.
-            pending: Future | None = pool.submit(self._load, photos[0]) if photos else None
-            for index, photo in enumerate(photos):
-                loaded = pending
-                pending = pool.submit(self._load, photos[index + 1]) if index + 1 < len(photos) else None
-                try:
-                    image, masks = loaded.result()
-                    manifest.writerows(self._slice(pool, photo, image, masks, summary))
-                    summary.photos += 1
-                except CrackError as exc:
-                    summary.failures.append((str(photo.path), str(exc)))
-                del loaded
-                self.progress(1)
-        finally:
-            # On Ctrl-C, queued patches are dropped; those being written finish whole (atomic writes).
-            pool.shutdown(wait=True, cancel_futures=True)
+        # Ctrl-C is taken between submissions only: inside submit() it would leave the pool's locks held.
+        with DeferredInterrupt() as interrupt:
+            try:
+                # Decode the next photo while the current one's patches are being encoded and written.
+                pending: Future | None = pool.submit(self._load, photos[0]) if photos else None
+                for index, photo in enumerate(photos):
+                    loaded = pending
+                    pending = pool.submit(self._load, photos[index + 1]) if index + 1 < len(photos) else None
+                    try:
+                        image, masks = loaded.result()
+                        manifest.writerows(self._slice(pool, interrupt, photo, image, masks, summary))
+                        summary.photos += 1
+                    except CrackError as exc:
+                        summary.failures.append((str(photo.path), str(exc)))
+                    del loaded
+                    self.progress(1)
+                    interrupt.check()
+            finally:
+                # On Ctrl-C, queued patches are dropped; those being written finish whole (atomic writes).
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _load(self, photo: Photo) -> tuple[np.ndarray, list[tuple[str, np.ndarray]] | None]:
         image = read_rgb(photo.path, self.options.max_pixels)
@@ -289,6 +293,7 @@ class Preparer:
     def _slice(
         self,
         pool: ThreadPoolExecutor,
+        interrupt: DeferredInterrupt,
         photo: Photo,
         image: np.ndarray,
         masks: list[tuple[str, np.ndarray]] | None,
@@ -306,6 +311,7 @@ class Preparer:
         summary.ambiguous += ambiguous
         rows, jobs = [], []
         for patch in patches:
+            interrupt.check()
             relative = self._patch_path(photo, patch)
             target = opts.out / relative
             if target.exists() and not opts.overwrite:

@@ -1,12 +1,15 @@
 """Ctrl-C (SIGINT) during `crack scan` and `crack prepare`, at random moments: one line, exit 130, no
-half-written output, and a re-run completes the job without redoing what was finished."""
+half-written output, and a re-run completes the job without redoing what was finished.  Plus the
+deferred interrupt that keeps prepare's Ctrl-C out of its thread pool's locks."""
 
 import csv
 import json
+import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,20 +17,26 @@ import pytest
 
 from conftest import write_patch_folders, write_photo
 from crackcli.imageio import read_rgb
+from crackcli.interrupts import DeferredInterrupt
 
 INTERRUPTS = 3
 
 
 def interrupt_after(command: list[str], started: callable, delay: float, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``crack command``, send SIGINT ``delay`` seconds after ``started()`` turns true, and wait."""
-    proc = subprocess.Popen([sys.executable, "-m", "crackcli", *command], cwd=cwd,
+    # With the fault handler on, SIGABRT makes a hung job print every thread's stack.
+    proc = subprocess.Popen([sys.executable, "-m", "crackcli", *command], cwd=cwd, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while proc.poll() is None and not started():
         time.sleep(0.01)
     time.sleep(delay)
     assert proc.poll() is None, f"the job ended before it could be interrupted: {proc.stderr.read()[-2000:]}"
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        pytest.fail(f"still running 60 s after Ctrl-C; its threads:\n{proc.communicate()[1][-6000:]}")
     return subprocess.CompletedProcess(command, proc.returncode, "", stderr)
 
 
@@ -112,3 +121,31 @@ def test_ctrl_c_during_train_says_how_to_resume(tmp_path):
     resumed = subprocess.run([sys.executable, "-m", "crackcli", *hint.split("continue with: crack ")[1].split()],
                              cwd=tmp_path, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_deferred_interrupt_waits_for_a_safe_point_and_a_second_ctrl_c_does_not():
+    before = signal.getsignal(signal.SIGINT)
+    with DeferredInterrupt() as interrupt:
+        interrupt.check()  # nothing pressed yet
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler has run by now, and raised nothing
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the second Ctrl-C interrupts this sleep
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_deferred_interrupt_outside_the_main_thread_leaves_signals_alone():
+    seen = []
+
+    def body():
+        with DeferredInterrupt() as interrupt:
+            seen.append(signal.getsignal(signal.SIGINT))
+            interrupt.check()
+
+    worker = threading.Thread(target=body)
+    worker.start()
+    worker.join()
+    assert seen == [signal.getsignal(signal.SIGINT)]
