@@ -6,6 +6,8 @@ same whatever the number of loader workers, and a resumed run repeats them exact
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Callable
 
 import cv2
@@ -59,6 +61,71 @@ def change_distance(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         top, left = (int(v) for v in rng.integers(0, size - side + 1, 2))
         return cv2.copyMakeBorder(small, top, size - side - top, left, size - side - left, cv2.BORDER_REFLECT_101)
     return rgb
+
+
+def paint_hairline(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``rgb`` with a thin, jagged, dark line drawn across it from a random point of one edge.
+
+    Sizes are those of a hairline in a 96 px patch (0.8-2 px wide), scaled to the patch size.  Lines
+    are drawn with sub-pixel positions and anti-aliasing and slightly blurred, so that they look
+    like a crack seen through a lens rather than a drawn stroke.
+    """
+    height, width = rgb.shape[:2]
+    scale = max(height, width) / 96
+    depth = np.zeros((height, width), np.float32)
+    edge, along = int(rng.integers(4)), rng.uniform(0.15, 0.85)
+    x, y = [(along * width, 0.0), (width - 1.0, along * height), (along * width, height - 1.0), (0.0, along * height)][edge]
+    heading = [math.pi / 2, math.pi, -math.pi / 2, 0.0][edge] + rng.uniform(-0.7, 0.7)  # into the patch
+    line_width, step = rng.uniform(0.8, 2.0) * scale, 1.5 * scale
+    for _ in range(int(rng.uniform(0.6, 1.4) * max(height, width) / step)):
+        heading += rng.normal(0, 0.06)  # the course drifts slowly...
+        jagged = heading + rng.normal(0, 0.5)  # ...while each step zigzags, as a fracture does
+        nx, ny = x + step * math.cos(jagged), y + step * math.sin(jagged)
+        if not (0 <= nx < width and 0 <= ny < height):
+            break
+        thickness = max(1, round(line_width * rng.uniform(0.7, 1.3)))
+        # shift=2: coordinates in quarter pixels
+        cv2.line(depth, (round(x * 4), round(y * 4)), (round(nx * 4), round(ny * 4)), 1.0, thickness, cv2.LINE_AA, 2)
+        x, y = nx, ny
+    depth = cv2.GaussianBlur(depth, (0, 0), 0.5 * scale) * rng.uniform(0.3, 0.7)
+    return np.clip(rgb.astype(np.float32) * (1 - depth)[..., None], 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class SyntheticCracks:
+    """Turn a ``share`` of the clean training patches into crack patches by painting a hairline on them.
+
+    CCIC-like data has wide, clear cracks only; hairlines on a textured surface (road and distant
+    photos) are what such a model misses.  Painting them on real clean texture teaches them without
+    a single hand-labelled example, at the price of a model more ready to call any thin dark line crack.
+    """
+
+    share: float
+    clean_label: int
+    crack_label: int
+
+    def __call__(self, rgb: np.ndarray, label: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        # No draw for crack patches: their augmentation stream stays as it is without this option.
+        if label == self.clean_label and rng.random() < self.share:
+            return paint_hairline(rgb, rng), self.crack_label
+        return rgb, label
+
+
+def synthetic_cracks_for(share: float, classes: tuple[str, ...], crack_class: str | None) -> SyntheticCracks | None:
+    """The ``--synthetic-cracks`` relabelling for these classes; None when ``share`` is 0."""
+    if not 0 <= share <= 1:
+        raise UsageError(f"--synthetic-cracks must be a share between 0 and 1, not {share}")
+    if share == 0:
+        return None
+    clean = "no_crack" if "no_crack" in classes else None
+    if clean is None and len(classes) == 2 and crack_class in classes:
+        clean = classes[1 - classes.index(crack_class)]
+    if crack_class is None or crack_class not in classes or clean is None or clean == crack_class:
+        raise UsageError(
+            f"--synthetic-cracks needs a crack class and a clean class named no_crack (classes: {', '.join(classes)}); "
+            "rename the clean folder to no_crack or pass --crack-class"
+        )
+    return SyntheticCracks(share, classes.index(clean), classes.index(crack_class))
 
 
 def build_augment(name: str) -> Augment | None:

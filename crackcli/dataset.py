@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from crackcli.augment import Augment
+from crackcli.augment import Augment, SyntheticCracks
 from crackcli.errors import CrackError, UsageError
 from crackcli.imageio import ImageReadError, image_size, is_image_path, read_rgb, walk_files
 from crackcli.preprocess import fit_patch
@@ -135,12 +135,18 @@ class PatchDataset(Dataset):
     sample's augmentation is seeded by (seed, epoch, index) and independent of the worker that loads it."""
 
     def __init__(
-        self, samples: Sequence[tuple[Path, int]], image_size: int, augment: Augment | None = None, seed: int = 0
+        self,
+        samples: Sequence[tuple[Path, int]],
+        image_size: int,
+        augment: Augment | None = None,
+        seed: int = 0,
+        synthetic_cracks: SyntheticCracks | None = None,
     ) -> None:
         self.samples = list(samples)
         self.image_size = image_size
         self.augment = augment
         self.seed = seed
+        self.synthetic_cracks = synthetic_cracks
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -152,8 +158,11 @@ class PatchDataset(Dataset):
             rgb = fit_patch(read_rgb(path), self.image_size)
         except ImageReadError as exc:
             return None, label, str(exc)
+        rng = np.random.default_rng((self.seed, epoch, index))
+        if self.synthetic_cracks is not None:
+            rgb, label = self.synthetic_cracks(rgb, label, rng)
         if self.augment is not None:
-            rgb = self.augment(rgb, np.random.default_rng((self.seed, epoch, index)))
+            rgb = self.augment(rgb, rng)
         return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))), label, None
 
 

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from crackcli import __version__, distributed
 from crackcli.atomic import atomic_write_bytes, remove_leftover_parts
-from crackcli.augment import build_augment
+from crackcli.augment import build_augment, synthetic_cracks_for
 from crackcli.checkpoint import load_checkpoint, save_checkpoint
 from crackcli.modelmeta import ModelMeta, default_crack_class
 from crackcli.rundir import unique_run_dir
@@ -76,6 +76,7 @@ class TrainConfig:
     milestones: tuple[int, ...] | None = None  # None: the paper's, scaled to --epochs
     image_size: int = 224
     augment: str = "paper"
+    synthetic_cracks: float = 0.0  # share of clean training patches given a painted hairline
     val_fraction: float = 0.2
     limit_per_class: int | None = None
     device: str = "auto"
@@ -220,6 +221,7 @@ class Trainer:
         if crack_class is not None and crack_class not in self.classes:
             raise UsageError(f"--crack-class '{crack_class}' is not one of the classes {', '.join(self.classes)}")
         self.meta = ModelMeta(config.backbone, self.classes, crack_class, config.image_size, IMAGENET_MEAN, IMAGENET_STD)
+        self.synthetic_cracks = synthetic_cracks_for(config.synthetic_cracks, self.classes, crack_class)
 
         torch.manual_seed(config.seed)
         cuda = self.device.type == "cuda"
@@ -280,7 +282,8 @@ class Trainer:
         config, ctx = self.config, self.context
         per_rank = max(1, config.batch // ctx.world)
         augment = build_augment(config.augment) if train else None
-        dataset = PatchDataset(samples, config.image_size, augment, config.seed)
+        relabel = self.synthetic_cracks if train else None
+        dataset = PatchDataset(samples, config.image_size, augment, config.seed, relabel)
         batches = EpochBatches(
             len(dataset), per_rank, shuffle=train, seed=config.seed, rank=ctx.rank, world=ctx.world, even=train
         )

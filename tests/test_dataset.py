@@ -6,7 +6,7 @@ from conftest import write_patch_folders
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crackcli.augment import build_augment, change_distance, field_conditions
+from crackcli.augment import build_augment, change_distance, field_conditions, paint_hairline, synthetic_cracks_for
 from crackcli.dataset import EpochBatches, PatchDataset, collate, holdout_split, index_folder, limit_per_class, photo_groups
 from crackcli.errors import UsageError
 
@@ -108,3 +108,56 @@ def test_change_distance_makes_cracks_wider_and_thinner():
         assert out.shape == patch.shape and out.dtype == np.uint8
         widths.add(int((out[32, :, 0] < 110).sum()))
     assert min(widths) < 8 and max(widths) > 8
+
+
+def _painted(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    return before.astype(int).mean(axis=2) - after.astype(int).mean(axis=2) > 15
+
+
+def test_hairline_is_a_thin_dark_line_from_an_edge_scaled_to_the_patch():
+    covered = {}
+    for size in (96, 224):
+        patch = np.full((size, size, 3), 170, np.uint8)
+        shares = []
+        for seed in range(10):
+            out = paint_hairline(patch, np.random.default_rng(seed))
+            assert out.shape == patch.shape and out.dtype == np.uint8
+            assert (out <= patch).all(), "a hairline only darkens"
+            ys, xs = np.nonzero(_painted(patch, out))
+            assert min(xs.min(), ys.min()) <= 2 or max(xs.max(), ys.max()) >= size - 3, "starts at an edge"
+            assert max(np.ptp(xs), np.ptp(ys)) + 1 >= 0.25 * size, "long enough to read as a crack, not a pore"
+            shares.append(len(xs) / size**2)
+        assert max(shares) < 0.06, f"{size} px: a hairline, not a band ({max(shares):.1%} of the patch)"
+        covered[size] = np.mean(shares)
+    # Widths scale with the patch, so a hairline covers a similar share of a 96 and of a 224 px patch.
+    assert 0.5 < covered[224] / covered[96] < 2.0, covered
+
+
+def test_synthetic_cracks_relabel_a_share_of_clean_patches_only():
+    classes = ("crack", "no_crack")
+    relabel = synthetic_cracks_for(0.3, classes, "crack")
+    patch = np.full((48, 48, 3), 150, np.uint8)
+    flipped = 0
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        out, label = relabel(patch, 1, rng)
+        if label == 0:
+            flipped += 1
+            assert _painted(patch, out).any()
+        else:
+            assert out is patch
+        # A crack patch is left alone and its augmentation draws are the ones it gets without the option.
+        rng_a, rng_b = np.random.default_rng(seed), np.random.default_rng(seed)
+        out, label = relabel(patch, 0, rng_a)
+        assert label == 0 and out is patch and rng_a.random() == rng_b.random()
+    assert 80 <= flipped <= 160  # 30% of 400, with room for chance
+    assert synthetic_cracks_for(0.0, classes, "crack") is None
+
+
+def test_synthetic_cracks_need_a_clean_class():
+    assert synthetic_cracks_for(1.0, ("crack", "no_crack", "scratch"), "crack").clean_label == 1
+    assert synthetic_cracks_for(1.0, ("positive", "negative"), "positive").clean_label == 1
+    for share, classes, crack in ((1.5, ("crack", "no_crack"), "crack"), (-0.1, ("crack", "no_crack"), "crack"),
+                                  (0.5, ("crack", "scratch", "spall"), "crack"), (0.5, ("a", "b"), None)):
+        with pytest.raises(UsageError):
+            synthetic_cracks_for(share, classes, crack)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from crackcli.checkpoint import load_checkpoint, model_from_checkpoint, save_release
 from crackcli.cli import app
 from crackcli.errors import CrackError, UsageError
+from crackcli.export import training_summary
 from crackcli.losses import LOSSES
 from crackcli.models import build_model
 from crackcli.train import TrainConfig, Trainer, TrainingStopped
@@ -191,10 +192,17 @@ def test_resume_of_a_weights_only_file_is_refused(tmp_path):
 
 def test_bad_options_are_usage_errors(patch_data, tmp_path):
     for options in (["--backbone", "resnet9000"], ["--loss", "hinge"], ["--augment", "wild"], ["--device", "tpu"],
-                    ["--milestones", "a,b"], ["--epochs", "0"]):
+                    ["--milestones", "a,b"], ["--epochs", "0"], ["--synthetic-cracks", "1.5"]):
         result = runner.invoke(app, ["train", str(patch_data), "--weights", "none", "--project", str(tmp_path), *options])
         assert result.exit_code == 2, (options, result.output)
         assert result.stderr.startswith("crack: error:"), (options, result.stderr)
+
+
+def test_synthetic_cracks_train_and_are_recorded_for_the_model_file(patch_data, tmp_path):
+    result = Trainer(tiny_config(patch_data, tmp_path, synthetic_cracks=0.5, epochs=1)).fit()
+    assert np.isfinite(result.history[0]["train_loss"])
+    assert json.loads((result.run_dir / "args.json").read_text())["config"]["synthetic_cracks"] == 0.5
+    assert training_summary(load_checkpoint(result.run_dir / "last.pt"))["config"]["synthetic_cracks"] == 0.5
 
 
 def test_unknown_crack_class_is_refused(patch_data, tmp_path):
