@@ -38,7 +38,7 @@ def train(
     weight_decay: Annotated[float, typer.Option(help="SGD weight decay.")] = 1e-4,
     image_size: Annotated[int, typer.Option(help="Input size; patches are resized to it.")] = 224,
     augment: Annotated[str, typer.Option(help="paper (horizontal flip), field (flips, rotation, zoom, light, blur, noise) or none.")] = "paper",
-    synthetic_cracks: Annotated[float, typer.Option(help="Share of no_crack training patches given a painted hairline crack and trained as crack (0-1; the default model uses 0.3).")] = 0.0,
+    synthetic_cracks: Annotated[float, typer.Option(help="Share of no_crack training patches given a painted hairline crack and trained as crack (0-1; the default model used 0.15).")] = 0.0,
     val_fraction: Annotated[float, typer.Option(help="Share held out (by photo) when DATA has no val/ folder.")] = 0.2,
     limit_per_class: Annotated[Optional[int], typer.Option(help="Use at most N training images per class (small-data studies).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
