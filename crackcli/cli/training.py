@@ -67,7 +67,8 @@ def train(
         config = TrainConfig(
             data=str(data), backbone=backbone, weights=weights, loss=loss, alpha0=alpha0, lambda0=lambda0,
             epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay, milestones=parse_milestones(milestones),
-            image_size=image_size, augment=augment, synthetic_cracks=synthetic_cracks, val_fraction=val_fraction, limit_per_class=limit_per_class,
+            image_size=image_size, augment=augment, synthetic_cracks=synthetic_cracks, val_fraction=val_fraction,
+            limit_per_class=limit_per_class,
             device=device, amp=amp, workers=workers, seed=seed, strict=strict, crack_class=crack_class,
             project=str(project), name=name,
         )
