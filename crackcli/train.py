@@ -29,6 +29,7 @@ from crackcli import __version__, distributed
 from crackcli.atomic import atomic_write_bytes, remove_leftover_parts
 from crackcli.augment import build_augment, synthetic_cracks_for
 from crackcli.checkpoint import load_checkpoint, save_checkpoint
+from crackcli.ema import WeightAverage
 from crackcli.modelmeta import ModelMeta, default_crack_class
 from crackcli.rundir import unique_run_dir
 from crackcli.dataset import (
@@ -77,6 +78,7 @@ class TrainConfig:
     image_size: int = 224
     augment: str = "paper"
     synthetic_cracks: float = 0.0  # share of clean training patches given a painted hairline
+    ema: float = 0.0  # decay of the weight average validated and saved; 0: the raw weights
     val_fraction: float = 0.2
     limit_per_class: int | None = None
     device: str = "auto"
@@ -115,6 +117,8 @@ class TrainConfig:
             raise UsageError("need --epochs ≥ 1, --batch ≥ 2, --image-size ≥ 16 and --lr > 0")
         if self.limit_per_class is not None and self.limit_per_class < 1:
             raise UsageError("--limit-per-class must be at least 1")
+        if not 0.0 <= self.ema < 1.0:
+            raise UsageError(f"--ema {self.ema}: give a decay per step between 0 (off) and 1, e.g. 0.998")
 
 
 @dataclass
@@ -240,6 +244,7 @@ class Trainer:
         )
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.average = WeightAverage(self.model, config.ema) if config.ema > 0 else None
         self.trained: torch.nn.Module = self.model
         if self.context.world > 1:
             self.trained = DistributedDataParallel(self.model, device_ids=[self.device.index] if cuda else None)
@@ -396,6 +401,8 @@ class Trainer:
                 )
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.average is not None:
+                self.average.update(self.model)
             loss_sum += value * len(y)
             images += len(y)
             self.events.step(value, len(y) * self.context.world)
@@ -417,11 +424,20 @@ class Trainer:
                 self._skipped.add(message)
                 self.events.warning(f"skipped: {message}")
 
+    @property
+    def released_model(self) -> torch.nn.Module:
+        """The weights validated, saved as the checkpoint's model and exported: the average when --ema is on."""
+        return self.average.model if self.average is not None else self.model
+
     @torch.no_grad()
     def _validate(self) -> dict[str, Any]:
         num_classes = len(self.classes)
-        distributed.broadcast_buffers(self.model, self.context)  # every rank validates (and rank 0 saves) one model
-        self.model.eval()
+        model = self.released_model
+        # Every rank validates (and rank 0 saves) one model: rank 0's batch-norm statistics.
+        distributed.broadcast_buffers(self.model, self.context)
+        if model is not self.model:
+            distributed.broadcast_buffers(model, self.context)
+        model.eval()
         matrix = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=self.device)
         for batch in self.val_loader:
             self._warn_skipped(batch.failures)
@@ -429,7 +445,7 @@ class Trainer:
                 continue
             x, y = self._to_device(batch.images, batch.labels)
             with self._autocast():
-                predictions = self.model(x).argmax(1)
+                predictions = model(x).argmax(1)
             matrix += torch.bincount(y * num_classes + predictions, minlength=num_classes * num_classes)
         distributed.all_reduce_sum(matrix, self.context)
         return classification_report(matrix.view(num_classes, num_classes).cpu().numpy(), self.classes)
@@ -439,7 +455,14 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         best = dict(self.best)
+        averaging = {}
+        if self.average is not None:  # the checkpoint's model is the average; resuming needs the raw weights too
+            averaging = {
+                "trained_model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "ema": self.average.state_dict(),
+            }
         return {
+            **averaging,
             "epoch": epoch,
             "config": self.config.as_dict(),
             "loss": self.loss_fn.state_dict(),
@@ -453,7 +476,7 @@ class Trainer:
 
     def _save(self, epoch: int, improved: bool) -> None:
         last = self.run_dir / "last.pt"
-        save_checkpoint(last, self.meta, self.model, **self._training_state(epoch))
+        save_checkpoint(last, self.meta, self.released_model, **self._training_state(epoch))
         if improved:
             link_or_copy(last, self.run_dir / "best.pt")
         self._write_metrics()
@@ -480,7 +503,11 @@ class Trainer:
             raise UsageError(
                 f"the data's classes ({', '.join(self.classes)}) differ from the checkpoint's ({', '.join(meta.classes)})"
             )
-        self.model.load_state_dict(payload["model"])
+        if self.average is not None:
+            self.model.load_state_dict(payload["trained_model"])
+            self.average.load_state_dict(payload["ema"], payload["model"])
+        else:
+            self.model.load_state_dict(payload["model"])
         self.loss_fn.load_state_dict(payload["loss"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scaler.load_state_dict(payload["grad_scaler"])

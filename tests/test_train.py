@@ -70,9 +70,10 @@ def test_every_loss_trains(loss, patch_data, tmp_path):
     assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
 
 
-def test_interrupted_and_resumed_run_ends_with_the_same_weights(patch_data, tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(ema, patch_data, tmp_path):
     # Augmentation, shuffling and a decode worker all in play; the interruption comes after epoch 2 of 4.
-    config = dict(epochs=4, augment="field", workers=1, loss="igmsda")
+    config = dict(epochs=4, augment="field", workers=1, loss="igmsda", ema=ema)
     straight = Trainer(tiny_config(patch_data, tmp_path, name="straight", **config)).fit()
 
     def interrupt(epoch):
@@ -88,8 +89,9 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(patch_data, tmp_
 
     a = load_checkpoint(straight.run_dir / "last.pt")
     b = load_checkpoint(resumed.run_dir / "last.pt")
-    for key in a["model"]:
-        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
+    for weights in ("model", "trained_model") if ema else ("model",):
+        for key in a[weights]:
+            torch.testing.assert_close(a[weights][key], b[weights][key], rtol=0, atol=0, msg=f"{weights}: {key}")
     for key in a["loss"]:
         torch.testing.assert_close(a["loss"][key], b["loss"][key], rtol=0, atol=0)
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
@@ -192,7 +194,7 @@ def test_resume_of_a_weights_only_file_is_refused(tmp_path):
 
 def test_bad_options_are_usage_errors(patch_data, tmp_path):
     for options in (["--backbone", "resnet9000"], ["--loss", "hinge"], ["--augment", "wild"], ["--device", "tpu"],
-                    ["--milestones", "a,b"], ["--epochs", "0"], ["--synthetic-cracks", "1.5"]):
+                    ["--milestones", "a,b"], ["--epochs", "0"], ["--synthetic-cracks", "1.5"], ["--ema", "1"]):
         result = runner.invoke(app, ["train", str(patch_data), "--weights", "none", "--project", str(tmp_path), *options])
         assert result.exit_code == 2, (options, result.output)
         assert result.stderr.startswith("crack: error:"), (options, result.stderr)
@@ -203,6 +205,27 @@ def test_synthetic_cracks_train_and_are_recorded_for_the_model_file(patch_data, 
     assert np.isfinite(result.history[0]["train_loss"])
     assert json.loads((result.run_dir / "args.json").read_text())["config"]["synthetic_cracks"] == 0.5
     assert training_summary(load_checkpoint(result.run_dir / "last.pt"))["config"]["synthetic_cracks"] == 0.5
+
+
+def test_ema_validates_and_saves_the_average_and_keeps_the_raw_weights_for_resume(patch_data, tmp_path):
+    trainer = Trainer(tiny_config(patch_data, tmp_path, ema=0.9, epochs=2))
+    result = trainer.fit()
+    payload = load_checkpoint(result.run_dir / "last.pt")
+    averaged, raw = payload["model"], payload["trained_model"]
+    assert payload["ema"]["updates"] > 0
+    assert not torch.equal(averaged["classifier.weight"], raw["classifier.weight"])
+    for key, value in trainer.average.model.state_dict().items():
+        torch.testing.assert_close(averaged[key], value.cpu(), rtol=0, atol=0)
+    # The scanned, exported and fine-tuned model is the average; the release drops the raw weights.
+    assert training_summary(payload)["config"]["ema"] == 0.9
+    save_release(result.run_dir / "last.pt", tmp_path / "release.pt")
+    release = load_checkpoint(tmp_path / "release.pt")
+    assert not {"trained_model", "ema"} & set(release)
+    torch.testing.assert_close(release["model"]["classifier.weight"], averaged["classifier.weight"])
+    # Validation scored the average: re-scoring best.pt's model on the val images gives the same F.
+    model, _ = model_from_checkpoint(load_checkpoint(result.run_dir / "best.pt"))
+    trainer.average.model.load_state_dict(model.state_dict())
+    assert trainer._validate()["f1"] == pytest.approx(result.best_f1)
 
 
 def test_unknown_crack_class_is_refused(patch_data, tmp_path):
