@@ -20,6 +20,8 @@ from crackcli.metrics import classification_report, confusion_matrix
 class Evaluation:
     report: dict[str, Any]
     unreadable: list[str]  # one message per file found unreadable by header checks or while decoding
+    probs: np.ndarray  # (images, classes) class probabilities of the images read, in folder order
+    targets: np.ndarray  # their class indices
 
 
 def index_eval_folder(root: Path, classes: tuple[str, ...]) -> LabelledFolder:
@@ -48,15 +50,16 @@ def evaluate_folder(
         collate_fn=collate,
     )
     targets: list[np.ndarray] = []
-    predictions: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
     for images, labels, failures in loader:
         unreadable.extend(failures)
         if len(labels):
-            predictions.append(predictor.predict(images.numpy()).argmax(1))
+            probs.append(predictor.predict(images.numpy()))
             targets.append(labels.numpy())
         if progress is not None:
             progress(len(labels) + len(failures))
     if not targets:
         raise UsageError(f"{folder.root}: none of the images could be read")
-    matrix = confusion_matrix(np.concatenate(targets), np.concatenate(predictions), len(classes))
-    return Evaluation(classification_report(matrix, classes), unreadable)
+    all_probs, all_targets = np.concatenate(probs), np.concatenate(targets)
+    matrix = confusion_matrix(all_targets, all_probs.argmax(1), len(classes))
+    return Evaluation(classification_report(matrix, classes), unreadable, all_probs, all_targets)
