@@ -91,41 +91,69 @@ def paint_hairline(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(rgb.astype(np.float32) * (1 - depth)[..., None], 0, 255).astype(np.uint8)
 
 
+def paint_stains(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``rgb`` with one to three small dark blots (pits, stains), 1.5-6 px across at 96 px, scaled to the patch.
+
+    Painted on clean patches that stay clean, they teach a model that learns painted hairlines that
+    darkness alone is not a crack: the shape is.
+    """
+    height, width = rgb.shape[:2]
+    scale = max(height, width) / 96
+    depth = np.zeros((height, width), np.float32)
+    for _ in range(int(rng.integers(1, 4))):
+        centre = (float(rng.uniform(0, width)), float(rng.uniform(0, height)))
+        axes = (float(rng.uniform(1.5, 6) * scale), float(rng.uniform(1.5, 6) * scale))
+        cv2.ellipse(depth, (centre, (2 * axes[0], 2 * axes[1]), float(rng.uniform(0, 180))), 1.0, -1, cv2.LINE_AA)
+    depth = cv2.GaussianBlur(depth, (0, 0), 0.7 * scale) * rng.uniform(0.3, 0.7)
+    return np.clip(rgb.astype(np.float32) * (1 - depth)[..., None], 0, 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class SyntheticCracks:
     """Turn a ``share`` of the clean training patches into crack patches by painting a hairline on them.
 
     CCIC-like data has wide, clear cracks only; hairlines on a textured surface (road and distant
     photos) are what such a model misses.  Painting them on real clean texture teaches them without
-    a single hand-labelled example, at the price of a model more ready to call any thin dark line crack.
+    a single hand-labelled example, at the price of a model more ready to call any dark mark crack;
+    a ``stain_share`` of other clean patches gets dark blots and stays clean, to price that back.
     """
 
     share: float
     clean_label: int
     crack_label: int
+    stain_share: float = 0.0
 
     def __call__(self, rgb: np.ndarray, label: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         # No draw for crack patches: their augmentation stream stays as it is without this option.
-        if label == self.clean_label and rng.random() < self.share:
-            return paint_hairline(rgb, rng), self.crack_label
+        if label == self.clean_label:
+            draw = rng.random()
+            if draw < self.share:
+                return paint_hairline(rgb, rng), self.crack_label
+            if draw < self.share + self.stain_share:
+                return paint_stains(rgb, rng), label
         return rgb, label
 
 
-def synthetic_cracks_for(share: float, classes: tuple[str, ...], crack_class: str | None) -> SyntheticCracks | None:
-    """The ``--synthetic-cracks`` relabelling for these classes; None when ``share`` is 0."""
-    if not 0 <= share <= 1:
-        raise UsageError(f"--synthetic-cracks must be a share between 0 and 1, not {share}")
-    if share == 0:
+def synthetic_cracks_for(
+    share: float, classes: tuple[str, ...], crack_class: str | None, stain_share: float = 0.0
+) -> SyntheticCracks | None:
+    """The ``--synthetic-cracks`` / ``--synthetic-stains`` painting for these classes; None when both shares are 0."""
+    for option, value in (("--synthetic-cracks", share), ("--synthetic-stains", stain_share)):
+        if not 0 <= value <= 1:
+            raise UsageError(f"{option} must be a share between 0 and 1, not {value}")
+    if share + stain_share > 1:
+        raise UsageError(f"--synthetic-cracks {share} and --synthetic-stains {stain_share} add up to more than all clean patches")
+    if share == 0 and stain_share == 0:
         return None
     clean = "no_crack" if "no_crack" in classes else None
     if clean is None and len(classes) == 2 and crack_class in classes:
         clean = classes[1 - classes.index(crack_class)]
     if crack_class is None or crack_class not in classes or clean is None or clean == crack_class:
         raise UsageError(
-            f"--synthetic-cracks needs a crack class and a clean class named no_crack (classes: {', '.join(classes)}); "
+            f"--synthetic-cracks/--synthetic-stains need a crack class and a clean class named no_crack (classes: {', '.join(classes)}); "
             "rename the clean folder to no_crack or pass --crack-class"
         )
-    return SyntheticCracks(share, classes.index(clean), classes.index(crack_class))
+    return SyntheticCracks(share, classes.index(clean), classes.index(crack_class), stain_share)
 
 
 def build_augment(name: str) -> Augment | None:

@@ -76,7 +76,10 @@ class ExportReport:
 def training_summary(payload: dict[str, Any]) -> dict[str, Any]:
     """What the file should say about how its model was trained (from the checkpoint)."""
     config = payload.get("config", {})
-    keep = ("data", "backbone", "weights", "loss", "alpha0", "lambda0", "epochs", "batch", "lr", "augment", "synthetic_cracks", "ema", "seed")
+    keep = (
+        "data", "backbone", "weights", "loss", "alpha0", "lambda0", "epochs", "batch", "lr", "augment",
+        "synthetic_cracks", "synthetic_stains", "ema", "seed",
+    )
     summary = payload.get("summary", {})
     return {
         "config": {k: config[k] for k in keep if k in config},

@@ -78,6 +78,7 @@ class TrainConfig:
     image_size: int = 224
     augment: str = "paper"
     synthetic_cracks: float = 0.0  # share of clean training patches given a painted hairline
+    synthetic_stains: float = 0.0  # share of clean training patches given dark blots (staying clean)
     ema: float = 0.0  # decay of the weight average validated and saved; 0: the raw weights
     val_fraction: float = 0.2
     limit_per_class: int | None = None
@@ -225,7 +226,9 @@ class Trainer:
         if crack_class is not None and crack_class not in self.classes:
             raise UsageError(f"--crack-class '{crack_class}' is not one of the classes {', '.join(self.classes)}")
         self.meta = ModelMeta(config.backbone, self.classes, crack_class, config.image_size, IMAGENET_MEAN, IMAGENET_STD)
-        self.synthetic_cracks = synthetic_cracks_for(config.synthetic_cracks, self.classes, crack_class)
+        self.synthetic_cracks = synthetic_cracks_for(
+            config.synthetic_cracks, self.classes, crack_class, config.synthetic_stains
+        )
 
         torch.manual_seed(config.seed)
         cuda = self.device.type == "cuda"

@@ -8,7 +8,8 @@ out=${1:-runs/default-model}
 data=${CCIC:-../shared/data/ccic}
 mkdir -p "$out"
 "$bin/crack" train "$data" --backbone shufflenet_v2_x0_5 --weights none --image-size 96 --epochs 24 \
-  --milestones 16,21 --augment field --synthetic-cracks 0.15 --workers 1 --seed 0 --project "$out" --name run --quiet
+  --milestones 16,21 --augment field --synthetic-cracks 0.15 --synthetic-stains 0.15 --ema 0.998 --workers 1 --seed 0 \
+  --project "$out" --name run --quiet
 run=$(ls -d "$out"/run* | sort -V | tail -1)
 "$bin/python" -c 'import sys; from pathlib import Path; from crackcli.checkpoint import save_release; save_release(Path(sys.argv[1]), Path(sys.argv[2]))' \
   "$run/best.pt" "$out/crack-default.pt"

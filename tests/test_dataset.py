@@ -6,7 +6,7 @@ from conftest import write_patch_folders
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crackcli.augment import build_augment, change_distance, field_conditions, paint_hairline, synthetic_cracks_for
+from crackcli.augment import build_augment, change_distance, field_conditions, paint_hairline, paint_stains, synthetic_cracks_for
 from crackcli.dataset import EpochBatches, PatchDataset, collate, holdout_split, index_folder, limit_per_class, photo_groups
 from crackcli.errors import UsageError
 
@@ -152,6 +152,40 @@ def test_synthetic_cracks_relabel_a_share_of_clean_patches_only():
         assert label == 0 and out is patch and rng_a.random() == rng_b.random()
     assert 80 <= flipped <= 160  # 30% of 400, with room for chance
     assert synthetic_cracks_for(0.0, classes, "crack") is None
+
+
+def test_stains_are_small_dark_blots_scaled_to_the_patch():
+    for size in (96, 224):
+        patch = np.full((size, size, 3), 170, np.uint8)
+        for seed in range(10):
+            out = paint_stains(patch, np.random.default_rng(seed))
+            assert out.shape == patch.shape and out.dtype == np.uint8 and (out <= patch).all()
+            # Blots may fall partly outside the patch; what is inside is at most three blots of ≤ 12 px (at 96 px) across.
+            assert _painted(patch, out).sum() <= 3 * np.pi * (6.5 * size / 96) ** 2
+
+
+def test_synthetic_stains_paint_another_share_of_clean_patches_and_keep_them_clean():
+    patch = np.full((48, 48, 3), 150, np.uint8)
+    hairlines = stained = 0
+    for seed in range(600):
+        draw = np.random.default_rng(seed).random()
+        out, label = synthetic_cracks_for(0.2, ("crack", "no_crack"), "crack", stain_share=0.3)(patch, 1, np.random.default_rng(seed))
+        # The same draw decides as without stains: hairline below 0.2, stains from 0.2 to 0.5, nothing above.
+        assert (label == 0) == (draw < 0.2)
+        if label == 0:
+            hairlines += 1
+        elif draw < 0.5:
+            stained += 1
+            assert out is not patch
+        else:
+            assert out is patch
+    assert 80 <= hairlines <= 160 and 130 <= stained <= 230
+    stains_only = synthetic_cracks_for(0.0, ("crack", "no_crack"), "crack", stain_share=1.0)
+    assert all(stains_only(patch, 1, np.random.default_rng(seed))[1] == 1 for seed in range(20))
+    with pytest.raises(UsageError, match="add up"):
+        synthetic_cracks_for(0.6, ("crack", "no_crack"), "crack", stain_share=0.6)
+    with pytest.raises(UsageError, match="synthetic-stains"):
+        synthetic_cracks_for(0.1, ("crack", "no_crack"), "crack", stain_share=-0.1)
 
 
 def test_synthetic_cracks_need_a_clean_class():

@@ -194,17 +194,20 @@ def test_resume_of_a_weights_only_file_is_refused(tmp_path):
 
 def test_bad_options_are_usage_errors(patch_data, tmp_path):
     for options in (["--backbone", "resnet9000"], ["--loss", "hinge"], ["--augment", "wild"], ["--device", "tpu"],
-                    ["--milestones", "a,b"], ["--epochs", "0"], ["--synthetic-cracks", "1.5"], ["--ema", "1"]):
+                    ["--milestones", "a,b"], ["--epochs", "0"], ["--synthetic-cracks", "1.5"], ["--ema", "1"],
+                    ["--synthetic-cracks", "0.6", "--synthetic-stains", "0.6"]):
         result = runner.invoke(app, ["train", str(patch_data), "--weights", "none", "--project", str(tmp_path), *options])
         assert result.exit_code == 2, (options, result.output)
         assert result.stderr.startswith("crack: error:"), (options, result.stderr)
 
 
-def test_synthetic_cracks_train_and_are_recorded_for_the_model_file(patch_data, tmp_path):
-    result = Trainer(tiny_config(patch_data, tmp_path, synthetic_cracks=0.5, epochs=1)).fit()
+def test_synthetic_cracks_and_stains_train_and_are_recorded_for_the_model_file(patch_data, tmp_path):
+    result = Trainer(tiny_config(patch_data, tmp_path, synthetic_cracks=0.5, synthetic_stains=0.25, epochs=1)).fit()
     assert np.isfinite(result.history[0]["train_loss"])
-    assert json.loads((result.run_dir / "args.json").read_text())["config"]["synthetic_cracks"] == 0.5
-    assert training_summary(load_checkpoint(result.run_dir / "last.pt"))["config"]["synthetic_cracks"] == 0.5
+    args = json.loads((result.run_dir / "args.json").read_text())["config"]
+    recorded = training_summary(load_checkpoint(result.run_dir / "last.pt"))["config"]
+    for config in (args, recorded):
+        assert config["synthetic_cracks"] == 0.5 and config["synthetic_stains"] == 0.25
 
 
 def test_ema_validates_and_saves_the_average_and_keeps_the_raw_weights_for_resume(patch_data, tmp_path):

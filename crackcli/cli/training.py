@@ -39,6 +39,7 @@ def train(
     image_size: Annotated[int, typer.Option(help="Input size; patches are resized to it.")] = 224,
     augment: Annotated[str, typer.Option(help="paper (horizontal flip), field (flips, rotation, zoom, light, blur, noise) or none.")] = "paper",
     synthetic_cracks: Annotated[float, typer.Option(help="Share of no_crack training patches given a painted hairline crack and trained as crack (0-1; the default model used 0.15).")] = 0.0,
+    synthetic_stains: Annotated[float, typer.Option(help="Share of no_crack training patches given dark blots (pits, stains) that stay no_crack, so painted hairlines teach shape, not darkness (the default model used 0.15).")] = 0.0,
     ema: Annotated[float, typer.Option(help="Validate, save and export a moving average of the weights with this decay per step (e.g. 0.998; 0: off).")] = 0.0,
     val_fraction: Annotated[float, typer.Option(help="Share held out (by photo) when DATA has no val/ folder.")] = 0.2,
     limit_per_class: Annotated[Optional[int], typer.Option(help="Use at most N training images per class (small-data studies).")] = None,
@@ -68,7 +69,8 @@ def train(
         config = TrainConfig(
             data=str(data), backbone=backbone, weights=weights, loss=loss, alpha0=alpha0, lambda0=lambda0,
             epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay, milestones=parse_milestones(milestones),
-            image_size=image_size, augment=augment, synthetic_cracks=synthetic_cracks, ema=ema, val_fraction=val_fraction,
+            image_size=image_size, augment=augment, synthetic_cracks=synthetic_cracks,
+            synthetic_stains=synthetic_stains, ema=ema, val_fraction=val_fraction,
             limit_per_class=limit_per_class,
             device=device, amp=amp, workers=workers, seed=seed, strict=strict, crack_class=crack_class,
             project=str(project), name=name,
