@@ -63,6 +63,11 @@ def change_distance(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rgb
 
 
+def _darken(rgb: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """``rgb`` darkened by ``depth`` (0: unchanged, 1: black) per pixel, as a mark in the surface would."""
+    return np.clip(rgb.astype(np.float32) * (1 - depth)[..., None], 0, 255).astype(np.uint8)
+
+
 def paint_hairline(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``rgb`` with a thin, jagged, dark line drawn across it from a random point of one edge.
 
@@ -88,11 +93,11 @@ def paint_hairline(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         cv2.line(depth, (round(x * 4), round(y * 4)), (round(nx * 4), round(ny * 4)), 1.0, thickness, cv2.LINE_AA, 2)
         x, y = nx, ny
     depth = cv2.GaussianBlur(depth, (0, 0), 0.5 * scale) * rng.uniform(0.3, 0.7)
-    return np.clip(rgb.astype(np.float32) * (1 - depth)[..., None], 0, 255).astype(np.uint8)
+    return _darken(rgb, depth)
 
 
 def paint_stains(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``rgb`` with one to three small dark blots (pits, stains), 1.5-6 px across at 96 px, scaled to the patch.
+    """``rgb`` with one to three small dark blots (pits, stains), 3-12 px across at 96 px, scaled to the patch.
 
     Painted on clean patches that stay clean, they teach a model that learns painted hairlines that
     darkness alone is not a crack: the shape is.
@@ -105,7 +110,7 @@ def paint_stains(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         axes = (float(rng.uniform(1.5, 6) * scale), float(rng.uniform(1.5, 6) * scale))
         cv2.ellipse(depth, (centre, (2 * axes[0], 2 * axes[1]), float(rng.uniform(0, 180))), 1.0, -1, cv2.LINE_AA)
     depth = cv2.GaussianBlur(depth, (0, 0), 0.7 * scale) * rng.uniform(0.3, 0.7)
-    return np.clip(rgb.astype(np.float32) * (1 - depth)[..., None], 0, 255).astype(np.uint8)
+    return _darken(rgb, depth)
 
 
 @dataclass(frozen=True)
