@@ -29,10 +29,10 @@ from typing import Any, Iterable
 
 import torch
 
-from crackcli.evaluate import evaluate_folder, index_eval_folder
-from crackcli.imageio import is_image_path
-from crackcli.inference import TorchPredictor
-from crackcli.train import Trainer, TrainConfig
+from crackcli.train.evaluate import evaluate_folder, index_eval_folder
+from crackcli.io.images import is_image_path
+from crackcli.model.predictors import TorchPredictor
+from crackcli.train.trainer import Trainer, TrainConfig
 
 LOSSES = ("ce", "focal", "isda", "gm", "igmsda")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -1,7 +1,7 @@
 """What a model calls crack on synthetic photos: windows with cracks, with scratches only, with neither.
 
 Scratches (light, smooth lines) are the confusable class the IGMSDA paper describes; a good crack model
-flags crack windows and leaves scratch-only and plain windows alone.  Photos come from ``crackcli.synth``
+flags crack windows and leaves scratch-only and plain windows alone.  Photos come from ``crackcli.data.synth``
 (seeded), so the figures are reproducible without any data.
 
     python benchmarks/confusers.py MODEL [--photos 20] [--size 1120x896] [--threshold 0.5]
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from crackcli.inference import load_predictor
-from crackcli.scan import ScanSettings, choose_mode, scan_image
-from crackcli.synth import synthesize
-from crackcli.tiling import crop
+from crackcli.model.predictors import load_predictor
+from crackcli.scan.windows import ScanSettings, choose_mode, scan_image
+from crackcli.data.synth import synthesize
+from crackcli.data.tiling import crop
 
 
 def main() -> None:

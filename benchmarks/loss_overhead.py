@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from crackcli.losses import Progress, build_loss
-from crackcli.models import build_model
+from crackcli.train.losses import Progress, build_loss
+from crackcli.model.backbones import build_model
 
 
 def parse_args() -> argparse.Namespace:

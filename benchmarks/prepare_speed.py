@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from crackcli.imageio import encode_image, read_rgb, write_image
-from crackcli.prepare import Preparer, PrepareOptions
-from crackcli.synth import synthesize
-from crackcli.tiling import crop, grid
+from crackcli.io.images import encode_image, read_rgb, write_image
+from crackcli.data.prepare import Preparer, PrepareOptions
+from crackcli.data.synth import synthesize
+from crackcli.data.tiling import crop, grid
 
 CCIC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ccic" / "train"
 

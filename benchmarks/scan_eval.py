@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from crackcli.imageio import is_image_path, read_mask, read_rgb
-from crackcli.inference import load_predictor
-from crackcli.scan import ScanSettings, choose_mode, scan_image
-from crackcli.tiling import crop
+from crackcli.io.images import is_image_path, read_mask, read_rgb
+from crackcli.model.predictors import load_predictor
+from crackcli.scan.windows import ScanSettings, choose_mode, scan_image
+from crackcli.data.tiling import crop
 
 
 def window_scores(model: Path, root: Path, settings: ScanSettings) -> tuple[np.ndarray, np.ndarray, int]:

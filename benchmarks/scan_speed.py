@@ -19,17 +19,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crackcli.checkpoint import save_checkpoint
-from crackcli.envinfo import usable_cpus
-from crackcli.export import export_checkpoint
-from crackcli.imageio import read_rgb
-from crackcli.inference import OnnxPredictor
-from crackcli.models import IMAGENET_MEAN, IMAGENET_STD, build_model
-from crackcli.modelmeta import ModelMeta
-from crackcli.preprocess import fit_patch
-from crackcli.scan import ScanSettings, scan_grid
-from crackcli.scanjob import JobOptions, ScanJob
-from crackcli.tiling import crop
+from crackcli.model.checkpoint import save_checkpoint
+from crackcli.io.system import usable_cpus
+from crackcli.model.export import export_checkpoint
+from crackcli.io.images import read_rgb
+from crackcli.model.predictors import OnnxPredictor
+from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
+from crackcli.model.meta import ModelMeta
+from crackcli.data.preprocess import fit_patch
+from crackcli.scan.windows import ScanSettings, scan_grid
+from crackcli.scan.job import JobOptions, ScanJob
+from crackcli.data.tiling import crop
 
 
 def stand_in(root: Path, backbone: str, image_size: int, precision: str, calibration: Path | None) -> Path:
@@ -41,7 +41,7 @@ def stand_in(root: Path, backbone: str, image_size: int, precision: str, calibra
 
 
 def calibration_folder(root: Path, photo: np.ndarray) -> Path:
-    from crackcli.imageio import write_image
+    from crackcli.io.images import write_image
 
     for i in range(16):
         y, x = 224 * (i // 4), 224 * (i % 4)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from scan_eval import figures, window_scores
 
-from crackcli.evaluate import evaluate_folder, index_eval_folder
-from crackcli.inference import load_predictor
-from crackcli.metrics import classification_report, confusion_matrix
-from crackcli.scan import ScanSettings
+from crackcli.train.evaluate import evaluate_folder, index_eval_folder
+from crackcli.model.predictors import load_predictor
+from crackcli.model.metrics import classification_report, confusion_matrix
+from crackcli.scan.windows import ScanSettings
 
 
 def patch_macro_f(crack_probs: np.ndarray, is_crack: np.ndarray, threshold: float) -> tuple[float, int, int]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from crackcli.train import TrainConfig, Trainer
+from crackcli.train.trainer import TrainConfig, Trainer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ccic"
 

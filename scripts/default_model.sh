@@ -11,7 +11,7 @@ mkdir -p "$out"
   --milestones 16,21 --augment field --synthetic-cracks 0.15 --synthetic-stains 0.15 --ema 0.998 --workers 1 --seed 0 \
   --project "$out" --name run --quiet
 run=$(ls -d "$out"/run* | sort -V | tail -1)
-"$bin/python" -c 'import sys; from pathlib import Path; from crackcli.checkpoint import save_release; save_release(Path(sys.argv[1]), Path(sys.argv[2]))' \
+"$bin/python" -c 'import sys; from pathlib import Path; from crackcli.model.checkpoint import save_release; save_release(Path(sys.argv[1]), Path(sys.argv[2]))' \
   "$run/best.pt" "$out/crack-default.pt"
 "$bin/crack" export "$out/crack-default.pt" --out "$out/crack-default.onnx" --force
 "$bin/crack" eval "$out/crack-default.onnx" "$data/val"

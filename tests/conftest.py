@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crackcli.imageio import write_image
+from crackcli.io.images import write_image
 
 
 def write_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:
@@ -74,8 +74,8 @@ def crack_model(tmp_path_factory):
 
     Returns (checkpoint, onnx file, patch folders).
     """
-    from crackcli.export import export_checkpoint
-    from crackcli.train import TrainConfig, Trainer
+    from crackcli.model.export import export_checkpoint
+    from crackcli.train.trainer import TrainConfig, Trainer
 
     root = tmp_path_factory.mktemp("crack_model")
     data = write_patch_folders(root / "patches", {"train": 64, "val": 16}, size=64)

@@ -9,7 +9,7 @@ import sys
 import time
 
 from conftest import write_patch_folders
-from crackcli.checkpoint import load_checkpoint
+from crackcli.model.checkpoint import load_checkpoint
 
 EPOCHS = 40
 KILLS = 5

@@ -6,8 +6,9 @@ from conftest import write_patch_folders
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crackcli.augment import build_augment, change_distance, field_conditions, paint_hairline, paint_stains, synthetic_cracks_for
-from crackcli.dataset import EpochBatches, PatchDataset, collate, holdout_split, index_folder, limit_per_class, photo_groups
+from crackcli.data.augment import build_augment, change_distance, field_conditions, paint_hairline, paint_stains, synthetic_cracks_for
+from crackcli.data.batches import EpochBatches, PatchDataset, collate
+from crackcli.data.folders import holdout_split, index_folder, limit_per_class, photo_groups
 from crackcli.errors import UsageError
 
 

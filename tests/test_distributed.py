@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from crackcli.losses import CovarianceEstimator
+from crackcli.train.losses import CovarianceEstimator
 
 
 def free_port() -> int:
@@ -47,7 +47,7 @@ def test_two_process_estimator_equals_one_process_on_union(tmp_path):
 def train_worker(rank: int, world: int, port: int, data: str, out_dir: str) -> None:
     import os
 
-    from crackcli.train import TrainConfig, Trainer
+    from crackcli.train.trainer import TrainConfig, Trainer
 
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)

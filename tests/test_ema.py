@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from crackcli.ema import WeightAverage
+from crackcli.train.ema import WeightAverage
 
 
 def small_net() -> torch.nn.Module:

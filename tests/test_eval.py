@@ -8,7 +8,7 @@ from conftest import write_patch_folders
 from typer.testing import CliRunner
 
 from crackcli.cli import app
-from crackcli.train import TrainConfig, Trainer
+from crackcli.train.trainer import TrainConfig, Trainer
 
 runner = CliRunner()
 

@@ -6,14 +6,14 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from crackcli.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from crackcli.cli import app
 from crackcli.errors import CrackError
-from crackcli.export import export_checkpoint
-from crackcli.inference import OnnxPredictor, TorchPredictor
-from crackcli.models import build_model
-from crackcli.modelmeta import ModelMeta
-from crackcli.onnxfile import load_checked
+from crackcli.model.export import export_checkpoint
+from crackcli.model.predictors import OnnxPredictor, TorchPredictor
+from crackcli.model.backbones import build_model
+from crackcli.model.meta import ModelMeta
+from crackcli.model.onnx_files import load_checked
 from conftest import crack_patch, texture_photo
 
 runner = CliRunner()

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crackcli.atomic import atomic_write_bytes
-from crackcli.imageio import ImageReadError, read_mask, read_rgb, write_image
+from crackcli.io.atomic import atomic_write_bytes
+from crackcli.io.images import ImageReadError, read_mask, read_rgb, write_image
 
 
 def pixels(h=40, w=60, seed=0):

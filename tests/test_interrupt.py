@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_patch_folders, write_photo
-from crackcli.imageio import read_rgb
-from crackcli.interrupts import DeferredInterrupt
+from crackcli.io.images import read_rgb
+from crackcli.io.interrupts import DeferredInterrupt
 
 INTERRUPTS = 3
 

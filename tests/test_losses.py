@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from crackcli.losses import (
+from crackcli.train.losses import (
     LOSSES,
     CovarianceEstimator,
     Progress,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from crackcli.metrics import classification_report, confusion_matrix
+from crackcli.model.metrics import classification_report, confusion_matrix
 
 
 def test_confusion_matrix_rows_are_truth():

@@ -3,7 +3,7 @@ import torch
 import torchvision
 
 from crackcli.errors import CrackError, UsageError
-from crackcli.models import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_model
+from crackcli.model.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_model
 
 EXPECTED_FEATURES = {
     "resnet18": 512,

@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crackcli.cli import app
-from crackcli.imageio import read_rgb, write_image
-from crackcli.synth import synthesize
+from crackcli.io.images import read_rgb, write_image
+from crackcli.data.synth import synthesize
 
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import texture_photo
-from crackcli.imageio import write_image
+from crackcli.io.images import write_image
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(?:<!-- not run: (?P<reason>[^>]+) -->\n)?```bash\n(?P<code>.*?)```", re.S)

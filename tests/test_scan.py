@@ -7,13 +7,13 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import texture_photo
-from crackcli import scan as scan_module
+from crackcli.scan import windows as scan_module
 from crackcli.cli import app
-from crackcli.findings import crack_heatmap, crack_regions
-from crackcli.imageio import read_rgb, write_image
-from crackcli.inference import OnnxPredictor
-from crackcli.scan import ScanSettings, logit_map_tiled, scan_grid, scan_image
-from crackcli.tiling import Window
+from crackcli.scan.findings import crack_heatmap, crack_regions
+from crackcli.io.images import read_rgb, write_image
+from crackcli.model.predictors import OnnxPredictor
+from crackcli.scan.windows import ScanSettings, logit_map_tiled, scan_grid, scan_image
+from crackcli.data.tiling import Window
 
 runner = CliRunner()
 CRACK_ROW = 200
@@ -202,9 +202,9 @@ def test_tiles_with_halos_stitch_to_the_whole_image_result(crack_model, monkeypa
 
 
 def test_mode_dense_is_refused_for_models_without_a_dense_form(tmp_path):
-    from crackcli.checkpoint import save_checkpoint
-    from crackcli.models import build_model
-    from crackcli.modelmeta import ModelMeta
+    from crackcli.model.checkpoint import save_checkpoint
+    from crackcli.model.backbones import build_model
+    from crackcli.model.meta import ModelMeta
 
     meta = ModelMeta("mobilenet_v3_small", ("crack", "no_crack"), "crack", 64, (0.5,) * 3, (0.25,) * 3)
     save_checkpoint(tmp_path / "m.pt", meta, build_model("mobilenet_v3_small", 2, mean=meta.mean, std=meta.std))

@@ -8,9 +8,9 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-from crackcli.inference import OnnxPredictor
-from crackcli.shipped import DEFAULT_MODEL_NAME, DEFAULT_WEIGHTS_NAME, default_model
-from crackcli.torchfile import load_plain
+from crackcli.model.predictors import OnnxPredictor
+from crackcli.model.shipped import DEFAULT_MODEL_NAME, DEFAULT_WEIGHTS_NAME, default_model
+from crackcli.model.torch_files import load_plain
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"

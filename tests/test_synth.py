@@ -1,6 +1,6 @@
 import numpy as np
 
-from crackcli.synth import synthesize
+from crackcli.data.synth import synthesize
 
 
 def test_same_seed_same_photo_other_seed_other_photo():

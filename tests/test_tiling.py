@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crackcli.tiling import Window, axis_origins, crop, grid
+from crackcli.data.tiling import Window, axis_origins, crop, grid
 
 
 def coverage(width, height, windows):

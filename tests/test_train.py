@@ -9,13 +9,13 @@ import torch
 from conftest import write_patch_folders
 from typer.testing import CliRunner
 
-from crackcli.checkpoint import load_checkpoint, model_from_checkpoint, save_release
+from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, save_release
 from crackcli.cli import app
 from crackcli.errors import CrackError, UsageError
-from crackcli.export import training_summary
-from crackcli.losses import LOSSES
-from crackcli.models import build_model
-from crackcli.train import TrainConfig, Trainer, TrainingStopped
+from crackcli.model.export import training_summary
+from crackcli.train.losses import LOSSES
+from crackcli.model.backbones import build_model
+from crackcli.train.trainer import TrainConfig, Trainer, TrainingStopped
 
 runner = CliRunner()
 

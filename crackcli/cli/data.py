@@ -50,7 +50,7 @@ def prepare(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
     """Cut photos into square patches, label them by folder or mask, and split them by photo."""
-    from crackcli.prepare import Preparer, PrepareOptions, parse_class_mask, parse_split
+    from crackcli.data.prepare import Preparer, PrepareOptions, parse_class_mask, parse_split
 
     options = PrepareOptions(
         out=out, size=size, stride=stride, edge=edge, labels=labels, masks=masks,
@@ -97,7 +97,7 @@ def synth(
     overwrite: Annotated[bool, typer.Option(help="Replace photos that already exist.")] = False,
 ) -> None:
     """Write synthetic concrete photos with crack and scratch masks (for tests, demos, studies)."""
-    from crackcli.synth import write_synthetic_set
+    from crackcli.data.synth import write_synthetic_set
 
     if image_format not in ("jpg", "png") or count < 1 or width < 16 or height < 16:
         raise UsageError("synth needs --format jpg|png, --count ≥ 1 and a size of at least 16×16")

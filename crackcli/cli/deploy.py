@@ -23,7 +23,7 @@ from crackcli.cli.app import (
     user_errors,
 )
 from crackcli.errors import CrackError, UsageError
-from crackcli.shipped import default_model, model_folders
+from crackcli.model.shipped import default_model, model_folders
 
 EXIT_CRACK_FOUND = 3
 
@@ -53,7 +53,7 @@ def export(
     as_json: Annotated[bool, typer.Option("--json", help="Print the export report as one JSON object.")] = False,
 ) -> None:
     """Write a checkpoint as one ONNX file with its metadata, checked against PyTorch with ONNX Runtime."""
-    from crackcli.export import export_checkpoint
+    from crackcli.model.export import export_checkpoint
 
     if fp16 and int8:
         raise UsageError("choose one of --fp16 and --int8")
@@ -102,11 +102,11 @@ def scan(
     3 with --fail-on-crack when a crack was found and nothing failed, 130 interrupted (re-run with the same --out
     to scan the rest).
     """
-    from crackcli.inference import load_predictor
-    from crackcli.inputs import collect_inputs, parse_shard, read_path_list, safe_stems, take_shard
-    from crackcli.rundir import unique_run_dir
-    from crackcli.scan import ScanSettings
-    from crackcli.scanjob import JobOptions, ScanJob
+    from crackcli.model.predictors import load_predictor
+    from crackcli.io.inputs import collect_inputs, parse_shard, read_path_list, safe_stems, take_shard
+    from crackcli.io.run_dirs import unique_run_dir
+    from crackcli.scan.windows import ScanSettings
+    from crackcli.scan.job import JobOptions, ScanJob
 
     shard_index, shard_count = parse_shard(shard) if shard else (0, 1)
     sources = [line for item in inputs for line in (read_path_list(sys.stdin) if item == "-" else [item])]

@@ -20,12 +20,13 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
     """Show package versions, torch devices, ONNX Runtime providers and CPU threads, or what a model file says."""
-    from crackcli.envinfo import environment_report
+    from crackcli.io.system import environment_report
+    from crackcli.model.shipped import default_model
 
     if model is not None:
         _describe_model(model, as_json)
         return
-    report = environment_report()
+    report = {**environment_report(), "default_model": str(default_model() or "none (pass --model or set $CRACK_MODEL)")}
     if as_json:
         print(json.dumps(report))
         return
@@ -44,7 +45,7 @@ def info(
 
 
 def _describe_model(path: Path, as_json: bool) -> None:
-    from crackcli.modelinfo import model_file_info
+    from crackcli.model.describe import model_file_info
 
     details = model_file_info(path)
     if as_json:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from crackcli.cli.app import err, print_error
-from crackcli.train import TrainEvents
+from crackcli.train.trainer import TrainEvents
 
 
 class ConsoleEvents(TrainEvents):

@@ -56,7 +56,7 @@ def train(
 ) -> None:
     """Train a crack classifier on labelled patches with IGMSDA (the paper's recipe by default)."""
     from crackcli.cli.train_view import ConsoleEvents, QuietEvents
-    from crackcli.train import TrainConfig, Trainer, parse_milestones
+    from crackcli.train.trainer import TrainConfig, Trainer, parse_milestones
 
     events = QuietEvents() if quiet else ConsoleEvents(live=True)
     if resume is not None:
@@ -102,8 +102,8 @@ def evaluate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Accuracy, precision, recall and F-score (per class and macro) of a model on a labelled folder."""
-    from crackcli.evaluate import evaluate_folder, index_eval_folder
-    from crackcli.inference import load_predictor
+    from crackcli.train.evaluate import evaluate_folder, index_eval_folder
+    from crackcli.model.predictors import load_predictor
 
     if batch < 1:
         raise UsageError("--batch must be at least 1")

@@ -11,10 +11,10 @@ from typing import Protocol
 
 import numpy as np
 
-from crackcli.envinfo import usable_cpus
+from crackcli.io.system import usable_cpus
 from crackcli.errors import UsageError
-from crackcli.modelmeta import ModelMeta
-from crackcli.onnxfile import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, load_checked
+from crackcli.model.meta import ModelMeta
+from crackcli.model.onnx_files import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, load_checked
 
 
 class Predictor(Protocol):
@@ -41,8 +41,8 @@ class TorchPredictor:
 
     def __init__(self, path: Path, device: str = "auto") -> None:
         # torch is imported here, not at module level: scanning with ONNX models never pays for it.
-        from crackcli.checkpoint import load_checkpoint, model_from_checkpoint
-        from crackcli.distributed import resolve_device
+        from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint
+        from crackcli.model.devices import resolve_device
 
         self.source = path
         self.model, self.meta = model_from_checkpoint(load_checkpoint(path))
@@ -135,3 +135,9 @@ def load_predictor(path: Path, device: str = "auto") -> Predictor:
     if suffix == ".onnx":
         return OnnxPredictor(path, device)
     raise UsageError(f"{path}: unknown model file type '{suffix}'; pass a .onnx file from crack export or a .pt checkpoint")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over axis 1 (classes) of (N, C) or (N, C, H, W) logits."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

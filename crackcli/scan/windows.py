@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 
 from crackcli.errors import UsageError
-from crackcli.inference import Predictor
-from crackcli.preprocess import fit_patch
-from crackcli.tiling import Window, crop, grid
+from crackcli.model.predictors import Predictor, softmax
+from crackcli.data.preprocess import fit_patch
+from crackcli.data.tiling import Window, crop, grid
 
 MODES = ("auto", "patch", "dense")
 CELL = 32  # output stride of the ResNet trunks dense mode supports: one logit cell per 32 input pixels
@@ -195,9 +195,3 @@ def _overlap_weights(origins: list[int], patch: int, cells: int, cell_px: float,
     edges = np.arange(cells + 1) * cell_px
     overlap = np.clip(np.minimum(ends[:, None], edges[None, 1:]) - np.maximum(starts[:, None], edges[None, :-1]), 0, None)
     return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over axis 1 (classes) of (N, C) or (N, C, H, W) logits."""
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -26,17 +26,16 @@ import onnx
 import torch
 from torch import nn
 
-from crackcli.atomic import atomic_write_bytes
-from crackcli.checkpoint import load_checkpoint, model_from_checkpoint
-from crackcli.dataset import LabelledFolder, index_folder
+from crackcli.io.atomic import atomic_write_bytes
+from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint
+from crackcli.data.folders import LabelledFolder, index_folder
 from crackcli.errors import CrackError, UsageError
-from crackcli.imageio import ImageReadError, read_rgb
-from crackcli.inference import create_session
-from crackcli.models import CrackNet
-from crackcli.onnxfile import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, metadata_properties, set_properties
-from crackcli.preprocess import fit_patch
-from crackcli.scan import softmax
-from crackcli.synth import synthesize
+from crackcli.io.images import ImageReadError, read_rgb
+from crackcli.model.predictors import create_session, softmax
+from crackcli.model.backbones import CrackNet
+from crackcli.model.onnx_files import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, metadata_properties, set_properties
+from crackcli.data.preprocess import fit_patch
+from crackcli.data.synth import synthesize
 
 PRECISIONS = ("fp32", "fp16", "int8")
 FP32_PARITY_LIMIT = 1e-4
@@ -178,7 +177,7 @@ def _torch_probs(model: CrackNet, batch: np.ndarray) -> np.ndarray:
 
 
 def _macro(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:
-    from crackcli.metrics import classification_report, confusion_matrix
+    from crackcli.model.metrics import classification_report, confusion_matrix
 
     report = classification_report(confusion_matrix(labels, probs.argmax(1), len(classes)), classes)
     return {k: round(float(report[k]), 6) for k in ("accuracy", "precision", "recall", "f1")}

@@ -20,7 +20,7 @@ from typing import Any
 import onnx
 from google.protobuf.message import DecodeError
 
-from crackcli.modelmeta import ModelMeta
+from crackcli.model.meta import ModelMeta
 from crackcli.errors import CrackError
 
 FORMAT = "crack-onnx"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from crackcli.tiling import Window
+from crackcli.data.tiling import Window
 
 
 @dataclass(frozen=True)

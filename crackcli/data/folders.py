@@ -2,7 +2,7 @@
 
 A labelled folder holds one sub-folder per class (``crack/``, ``no_crack/``, ``scratch/`` ...), images
 anywhere below it.  ``crack prepare --split`` writes one such folder per split (``train/``, ``val/``,
-``test/``).  Images reach the model as uint8 (N, 3, S, S) batches; normalisation happens inside it.
+``test/``).  ``crackcli.data.batches`` turns their samples into model batches.
 """
 
 from __future__ import annotations
@@ -11,16 +11,11 @@ import csv
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset, Sampler
-
-from crackcli.augment import Augment, SyntheticCracks
 from crackcli.errors import CrackError, UsageError
-from crackcli.imageio import ImageReadError, image_size, is_image_path, read_rgb, walk_files
-from crackcli.preprocess import fit_patch
+from crackcli.io.images import ImageReadError, image_size, is_image_path, walk_files
 
 
 @dataclass
@@ -122,96 +117,6 @@ def limit_per_class(samples: Sequence[tuple[Path, int]], limit: int, seed: int) 
         picks = sorted(rng.permutation(len(members))[:limit])
         kept.extend(members[i] for i in picks)
     return kept
-
-
-class Batch(NamedTuple):
-    images: torch.Tensor  # (N, 3, S, S) uint8
-    labels: torch.Tensor  # (N,) int64
-    failures: list[str]  # one message per image that could not be decoded
-
-
-class PatchDataset(Dataset):
-    """Decoded, resized and (optionally) augmented patches.  Keys are ``(index, epoch)`` pairs so that each
-    sample's augmentation is seeded by (seed, epoch, index) and independent of the worker that loads it."""
-
-    def __init__(
-        self,
-        samples: Sequence[tuple[Path, int]],
-        image_size: int,
-        augment: Augment | None = None,
-        seed: int = 0,
-        synthetic_cracks: SyntheticCracks | None = None,
-    ) -> None:
-        self.samples = list(samples)
-        self.image_size = image_size
-        self.augment = augment
-        self.seed = seed
-        self.synthetic_cracks = synthetic_cracks
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor | None, int, str | None]:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        path, label = self.samples[index]
-        try:
-            rgb = fit_patch(read_rgb(path), self.image_size)
-        except ImageReadError as exc:
-            return None, label, str(exc)
-        rng = np.random.default_rng((self.seed, epoch, index))
-        if self.synthetic_cracks is not None:
-            rgb, label = self.synthetic_cracks(rgb, label, rng)
-        if self.augment is not None:
-            rgb = self.augment(rgb, rng)
-        return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))), label, None
-
-
-def collate(items: list[tuple[torch.Tensor | None, int, str | None]]) -> Batch:
-    """Stack the decoded samples; undecodable ones are dropped and reported in ``failures``."""
-    good = [(image, label) for image, label, _ in items if image is not None]
-    failures = [message for _, _, message in items if message is not None]
-    if not good:
-        return Batch(torch.empty(0, 3, 0, 0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), failures)
-    return Batch(torch.stack([g[0] for g in good]), torch.tensor([g[1] for g in good]), failures)
-
-
-class EpochBatches(Sampler[list[tuple[int, int]]]):
-    """Batches of ``(index, epoch)`` keys: shuffled per epoch from the seed, and sharded over ranks.
-
-    For training (``even=True``) every rank gets the same number of batches (DDP steps in lockstep) and a
-    trailing batch of one sample is dropped (batch norm cannot train on it).  For evaluation every sample
-    is visited exactly once over all ranks.
-    """
-
-    def __init__(
-        self, size: int, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1, even: bool = True
-    ) -> None:
-        self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
-        self.rank, self.world, self.even = rank, world, even
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _indices(self) -> np.ndarray:
-        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.size) if self.shuffle else np.arange(self.size)
-        if self.even:
-            order = order[: self.size // self.world * self.world]
-        return order[self.rank :: self.world]
-
-    def _batches(self) -> list[np.ndarray]:
-        indices = self._indices()
-        batches = [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
-        if self.even and batches and len(batches[-1]) == 1 and len(batches) > 1:
-            batches.pop()
-        return batches
-
-    def __iter__(self):
-        for batch in self._batches():
-            yield [(int(i), self.epoch) for i in batch]
-
-    def __len__(self) -> int:
-        return len(self._batches())
 
 
 def require_classes(folder: LabelledFolder, what: str) -> None:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from crackcli.atomic import atomic_write_bytes
+from crackcli.io.atomic import atomic_write_bytes
 from crackcli.errors import CrackError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})

@@ -21,13 +21,13 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from crackcli import __version__
-from crackcli.atomic import atomic_write_bytes
+from crackcli.io.atomic import atomic_write_bytes
 from crackcli.errors import CrackError, UsageError
-from crackcli.findings import crack_heatmap, crack_regions, heat_cell, summarize
-from crackcli.imageio import DEFAULT_MAX_PIXELS, ImageReadError, display_size, read_rgb, write_image
-from crackcli.inference import Predictor
-from crackcli.overlay import render_overlay, viewing_size
-from crackcli.scan import ScanSettings, choose_mode, dense_applies, decode_reduction, scan_image
+from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, summarize
+from crackcli.io.images import DEFAULT_MAX_PIXELS, ImageReadError, display_size, read_rgb, write_image
+from crackcli.model.predictors import Predictor
+from crackcli.scan.overlay import render_overlay, viewing_size
+from crackcli.scan.windows import ScanSettings, choose_mode, dense_applies, decode_reduction, scan_image
 
 SUMMARY_FIELDS = (
     "image", "status", "width", "height", "windows", "crack_windows", "crack_fraction", "max_crack_prob", "regions",

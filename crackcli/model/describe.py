@@ -13,7 +13,7 @@ def model_file_info(path: Path) -> dict[str, Any]:
     """The metadata of a `crack export` ONNX file or a `crack train` checkpoint."""
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        from crackcli.onnxfile import load_checked
+        from crackcli.model.onnx_files import load_checked
 
         model, info = load_checked(path)
         details: dict[str, Any] = {"file": str(path), "kind": "ONNX (crack export)", "size_mb": round(path.stat().st_size / 1e6, 2)}
@@ -23,7 +23,7 @@ def model_file_info(path: Path) -> dict[str, Any]:
         details["training"] = info.training()
         return details
     if suffix in (".pt", ".pth"):
-        from crackcli.checkpoint import load_checkpoint
+        from crackcli.model.checkpoint import load_checkpoint
 
         payload = load_checkpoint(path)
         details = {"file": str(path), "kind": "crack train checkpoint", "size_mb": round(path.stat().st_size / 1e6, 2)}

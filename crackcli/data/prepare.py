@@ -20,19 +20,19 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from crackcli.atomic import atomic_writer
-from crackcli.envinfo import usable_cpus
+from crackcli.io.atomic import atomic_writer
+from crackcli.io.system import usable_cpus
 from crackcli.errors import CrackError, UsageError
-from crackcli.imageio import (
+from crackcli.io.images import (
     DEFAULT_MAX_PIXELS,
     is_image_path,
     read_mask,
     read_rgb,
     write_image,
 )
-from crackcli.inputs import collect_inputs, safe_name, safe_stems
-from crackcli.interrupts import DeferredInterrupt
-from crackcli.tiling import EDGE_RULES, Window, crop, grid
+from crackcli.io.inputs import collect_inputs, safe_name, safe_stems
+from crackcli.io.interrupts import DeferredInterrupt
+from crackcli.data.tiling import EDGE_RULES, Window, crop, grid
 
 LABEL_MODES = ("folder", "mask", "none")
 SPLIT_NAMES = ("train", "val", "test")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, TextIO
 
 from crackcli.errors import UsageError
-from crackcli.imageio import is_image_path, walk_files
+from crackcli.io.images import is_image_path, walk_files
 
 
 def read_path_list(stream: TextIO) -> list[str]:

@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from crackcli.atomic import atomic_write_bytes  # noqa: E402
+from crackcli.io.atomic import atomic_write_bytes  # noqa: E402
 
 
 def _save(figure: plt.Figure, path: Path) -> None:

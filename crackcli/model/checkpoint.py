@@ -13,11 +13,11 @@ from typing import Any
 import torch
 
 from crackcli import __version__
-from crackcli.atomic import atomic_writer
+from crackcli.io.atomic import atomic_writer
 from crackcli.errors import CrackError
-from crackcli.modelmeta import ModelMeta
-from crackcli.models import CrackNet, build_model
-from crackcli.torchfile import load_plain
+from crackcli.model.meta import ModelMeta
+from crackcli.model.backbones import CrackNet, build_model
+from crackcli.model.torch_files import load_plain
 
 FORMAT = "crack-checkpoint"
 FORMAT_VERSION = 1

@@ -19,7 +19,7 @@ import torchvision
 from torch import nn
 
 from crackcli.errors import CrackError, UsageError
-from crackcli.torchfile import load_plain
+from crackcli.model.torch_files import load_plain
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -25,18 +25,17 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from crackcli import __version__, distributed
-from crackcli.atomic import atomic_write_bytes, remove_leftover_parts
-from crackcli.augment import build_augment, synthetic_cracks_for
-from crackcli.checkpoint import load_checkpoint, save_checkpoint
-from crackcli.ema import WeightAverage
-from crackcli.modelmeta import ModelMeta, default_crack_class
-from crackcli.rundir import unique_run_dir
-from crackcli.dataset import (
-    EpochBatches,
+from crackcli import __version__
+from crackcli.train import distributed
+from crackcli.io.atomic import atomic_write_bytes, remove_leftover_parts
+from crackcli.data.augment import build_augment, synthetic_cracks_for
+from crackcli.model.checkpoint import load_checkpoint, save_checkpoint
+from crackcli.train.ema import WeightAverage
+from crackcli.model.meta import ModelMeta, default_crack_class
+from crackcli.io.run_dirs import unique_run_dir
+from crackcli.data.batches import EpochBatches, PatchDataset, collate
+from crackcli.data.folders import (
     LabelledFolder,
-    PatchDataset,
-    collate,
     holdout_split,
     index_folder,
     is_split_layout,
@@ -45,11 +44,11 @@ from crackcli.dataset import (
     require_classes,
     unreadable_note,
 )
-from crackcli.envinfo import usable_cpus
+from crackcli.io.system import usable_cpus
 from crackcli.errors import CrackError, UsageError
-from crackcli.losses import Progress, build_loss
-from crackcli.metrics import classification_report
-from crackcli.models import IMAGENET_MEAN, IMAGENET_STD, build_model
+from crackcli.train.losses import Progress, build_loss
+from crackcli.model.metrics import classification_report
+from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
 
 PAPER_EPOCHS = 150
 FIGURES_EVERY_EPOCH_FROM_S = 20.0  # shorter epochs draw the figures once, at the end (drawing takes ~0.6 s)
@@ -491,7 +490,7 @@ class Trainer:
         if not self.history or self.best["report"] is None:
             return
         with contextlib.suppress(Exception):
-            from crackcli.plots import plot_confusion, plot_curves
+            from crackcli.train.plots import plot_confusion, plot_curves
 
             plot_curves(self.history, self.run_dir / "curves.png")
             best_report = self.best["report"]

@@ -9,11 +9,12 @@ from typing import Any, Callable
 import numpy as np
 from torch.utils.data import DataLoader
 
-from crackcli.dataset import EpochBatches, LabelledFolder, PatchDataset, collate, index_folder, is_split_layout
-from crackcli.envinfo import usable_cpus
+from crackcli.data.batches import EpochBatches, PatchDataset, collate
+from crackcli.data.folders import LabelledFolder, index_folder, is_split_layout
+from crackcli.io.system import usable_cpus
 from crackcli.errors import UsageError
-from crackcli.inference import Predictor
-from crackcli.metrics import classification_report, confusion_matrix
+from crackcli.model.predictors import Predictor
+from crackcli.model.metrics import classification_report, confusion_matrix
 
 
 @dataclass

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from crackcli.errors import UsageError
-from crackcli.imageio import write_image
+from crackcli.io.images import write_image
 
 
 @dataclass

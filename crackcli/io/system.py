@@ -7,7 +7,6 @@ import platform
 from importlib import metadata
 
 from crackcli import __version__
-from crackcli.shipped import default_model
 
 _PACKAGES = (
     "torch",
@@ -70,5 +69,4 @@ def environment_report() -> dict[str, object]:
         "torch_devices": torch_devices(),
         "onnxruntime_providers": onnxruntime_providers(),
         "cpu": cpu_threads(),
-        "default_model": str(default_model() or "none (pass --model or set $CRACK_MODEL)"),
     }
