@@ -24,15 +24,16 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
-from crackcli.train.evaluate import evaluate_folder, index_eval_folder
 from crackcli.io.images import is_image_path
 from crackcli.model.predictors import TorchPredictor
-from crackcli.train.trainer import Trainer, TrainConfig
+from crackcli.train.evaluate import evaluate_folder, index_eval_folder
+from crackcli.train.trainer import TrainConfig, Trainer
 
 LOSSES = ("ce", "focal", "isda", "gm", "igmsda")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -88,7 +89,9 @@ def link_study_folder(folder: Path, train: dict[str, list[Path]], val: dict[str,
 def ccic_pool(ccic_train: Path, pool: Path, holdout: int) -> Path:
     """ccic/train's files, the last ``holdout`` of each class kept apart for choosing the checkpoint."""
     files = class_files(ccic_train)
-    return link_study_folder(pool, {c: f[:-holdout] for c, f in files.items()}, {c: f[-holdout:] for c, f in files.items()})
+    return link_study_folder(
+        pool, {c: f[:-holdout] for c, f in files.items()}, {c: f[-holdout:] for c, f in files.items()}
+    )
 
 
 def epochs_for(size: int, classes: int, batch: int, steps: int, min_epochs: int) -> int:
@@ -106,17 +109,30 @@ def run_one(args: argparse.Namespace, record: dict[str, Any], data: Path, test: 
     """Train one configuration, evaluate its best checkpoint on ``test``; the record of the run."""
     epochs = epochs_for(record["size"], classes, args.batch, args.steps, args.min_epochs)
     config = TrainConfig(
-        data=str(data), backbone=args.backbone, weights=args.weights, loss=record["loss"], alpha0=record["alpha0"],
-        epochs=epochs, batch=args.batch, lr=args.lr, image_size=args.image_size, augment="paper",
-        limit_per_class=record["size"], device=args.device, workers=0, seed=record["seed"],
-        project=str(args.out / "runs"), name=record["id"],
+        data=str(data),
+        backbone=args.backbone,
+        weights=args.weights,
+        loss=record["loss"],
+        alpha0=record["alpha0"],
+        epochs=epochs,
+        batch=args.batch,
+        lr=args.lr,
+        image_size=args.image_size,
+        augment="paper",
+        limit_per_class=record["size"],
+        device=args.device,
+        workers=0,
+        seed=record["seed"],
+        project=str(args.out / "runs"),
+        name=record["id"],
     )
     started = time.perf_counter()
     trainer = Trainer(config)
     result = trainer.fit()
     wall = time.perf_counter() - started
-    report = evaluate_folder(TorchPredictor(result.run_dir / "best.pt", args.device), index_eval_folder(test, trainer.classes),
-                             workers=0).report
+    report = evaluate_folder(
+        TorchPredictor(result.run_dir / "best.pt", args.device), index_eval_folder(test, trainer.classes), workers=0
+    ).report
     crack = report["per_class"].get("crack", {})
     return {
         **record,
@@ -141,17 +157,41 @@ def run_all(args: argparse.Namespace, records: Iterable[dict[str, Any]], data: P
         row = run_one(args, record, data, test, classes)
         with open(results, "a") as handle:
             handle.write(json.dumps(row) + "\n")
-        print(f"[{index}/{len(todo)}] {row['id']}: test macro F {row['test']['f1']:.4f}, "
-              f"train {row['train_seconds']:.0f} s, {row['epochs']} epochs", flush=True)
+        print(
+            f"[{index}/{len(todo)}] {row['id']}: test macro F {row['test']['f1']:.4f}, "
+            f"train {row['train_seconds']:.0f} s, {row['epochs']} epochs",
+            flush=True,
+        )
 
 
 def loss_records(study: str, losses: list[str], sizes: list[int], seeds: list[int], alphas: list[float]) -> list[dict]:
     if study == "alpha":
-        return [{"study": "alpha", "id": f"alpha-{sizes[0]}-a{alpha:g}-s{seed}", "loss": "igmsda", "size": sizes[0],
-                 "seed": seed, "alpha0": alpha} for seed in seeds for alpha in alphas]
+        return [
+            {
+                "study": "alpha",
+                "id": f"alpha-{sizes[0]}-a{alpha:g}-s{seed}",
+                "loss": "igmsda",
+                "size": sizes[0],
+                "seed": seed,
+                "alpha0": alpha,
+            }
+            for seed in seeds
+            for alpha in alphas
+        ]
     # Seed-major order: a stopped study has complete, paired seeds rather than one loss done everywhere.
-    return [{"study": study, "id": f"{study}-{size}-{loss}-s{seed}", "loss": loss, "size": size, "seed": seed,
-             "alpha0": 2.5} for seed in seeds for size in sizes for loss in losses]
+    return [
+        {
+            "study": study,
+            "id": f"{study}-{size}-{loss}-s{seed}",
+            "loss": loss,
+            "size": size,
+            "seed": seed,
+            "alpha0": 2.5,
+        }
+        for seed in seeds
+        for size in sizes
+        for loss in losses
+    ]
 
 
 def three_class_data(out: Path, holdout: int) -> tuple[Path, Path]:
@@ -162,16 +202,51 @@ def three_class_data(out: Path, holdout: int) -> tuple[Path, Path]:
     for name, count, seed in (("train", 60, 0), ("test", 16, 1000)):
         photos, patches = root / f"photos-{name}", root / f"patches-{name}"
         if not (photos / "images").is_dir():
-            subprocess.run([*crack, "synth", str(photos), "--count", str(count), "--seed", str(seed),
-                            "--width", "1024", "--height", "768"], check=True)
+            subprocess.run(
+                [
+                    *crack,
+                    "synth",
+                    str(photos),
+                    "--count",
+                    str(count),
+                    "--seed",
+                    str(seed),
+                    "--width",
+                    "1024",
+                    "--height",
+                    "768",
+                ],
+                check=True,
+            )
         if not (patches / "manifest.csv").exists():
-            subprocess.run([*crack, "prepare", str(photos / "images"), "--out", str(patches), "--labels", "mask",
-                            "--masks", str(photos / "masks"), "--class-mask", f"scratch={photos / 'scratches'}",
-                            "--size", "96", "--stride", "64", "--format", "jpg", "--quiet",
-                            *(["--split", "4:1"] if name == "train" else [])], check=True)
+            subprocess.run(
+                [
+                    *crack,
+                    "prepare",
+                    str(photos / "images"),
+                    "--out",
+                    str(patches),
+                    "--labels",
+                    "mask",
+                    "--masks",
+                    str(photos / "masks"),
+                    "--class-mask",
+                    f"scratch={photos / 'scratches'}",
+                    "--size",
+                    "96",
+                    "--stride",
+                    "64",
+                    "--format",
+                    "jpg",
+                    "--quiet",
+                    *(["--split", "4:1"] if name == "train" else []),
+                ],
+                check=True,
+            )
     pool = root / "patches-train"
-    study = link_study_folder(root / "study", class_files(pool / "train"),
-                              {c: f[:holdout] for c, f in class_files(pool / "val").items()})
+    study = link_study_folder(
+        root / "study", class_files(pool / "train"), {c: f[:holdout] for c, f in class_files(pool / "val").items()}
+    )
     return study, root / "patches-test"
 
 
@@ -194,8 +269,11 @@ def report(out: Path) -> None:
         ce_f1 = {(r["size"], r["seed"]): r["test"]["f1"] for r in subset if r["loss"] == "ce"}
         print(f"\n### {study}\n")
         scratch = study == "three-class"
-        print("| per class | loss | seeds | crack precision | crack recall | crack F | " + ("scratch F | " if scratch else "")
-              + "macro F | macro F − CE (paired) | train time ÷ CE |")
+        print(
+            "| per class | loss | seeds | crack precision | crack recall | crack F | "
+            + ("scratch F | " if scratch else "")
+            + "macro F | macro F − CE (paired) | train time ÷ CE |"
+        )
         print("|---:|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if scratch else ""))
         groups: dict[tuple[int, str], list[dict]] = defaultdict(list)
         for r in subset:
@@ -207,8 +285,10 @@ def report(out: Path) -> None:
             ratio = f"{statistics.mean(ratios):.2f}" if ratios else "–"
             crack = [[r["test_crack"][key] for r in runs] for key in ("precision", "recall", "f1")]
             scratch_f = f"{mean_std([r['test_per_class']['scratch'] for r in runs])} | " if scratch else ""
-            print(f"| {size} | {loss} | {len(runs)} | {mean_std(crack[0])} | {mean_std(crack[1])} | {mean_std(crack[2])} | "
-                  f"{scratch_f}{mean_std([r['test']['f1'] for r in runs])} | {mean_std(gains) if gains else '–'} | {ratio} |")
+            print(
+                f"| {size} | {loss} | {len(runs)} | {mean_std(crack[0])} | {mean_std(crack[1])} | {mean_std(crack[2])} | "
+                f"{scratch_f}{mean_std([r['test']['f1'] for r in runs])} | {mean_std(gains) if gains else '–'} | {ratio} |"
+            )
     alpha = [r for r in rows if r["study"] == "alpha"]
     if alpha:
         print("\n### alpha0 (IGMSDA)\n")
@@ -216,8 +296,10 @@ def report(out: Path) -> None:
         print("|---:|---:|---:|---:|---:|")
         for value in sorted({r["alpha0"] for r in alpha}):
             runs = [r for r in alpha if r["alpha0"] == value]
-            print(f"| {value:g} | {len(runs)} | {mean_std([r['test']['f1'] for r in runs])} | "
-                  f"{mean_std([r['test']['precision'] for r in runs])} | {mean_std([r['test']['recall'] for r in runs])} |")
+            print(
+                f"| {value:g} | {len(runs)} | {mean_std([r['test']['f1'] for r in runs])} | "
+                f"{mean_std([r['test']['precision'] for r in runs])} | {mean_std([r['test']['recall'] for r in runs])} |"
+            )
 
 
 def main() -> None:
@@ -229,8 +311,11 @@ def main() -> None:
         report(args.out)
         return
     seeds = numbers(args.seeds)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, backbone {args.backbone} at "
-          f"{args.image_size} px, batch {args.batch}, ~{args.steps} steps per run, pid {os.getpid()}", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, backbone {args.backbone} at "
+        f"{args.image_size} px, batch {args.batch}, ~{args.steps} steps per run, pid {os.getpid()}",
+        flush=True,
+    )
     if args.study == "three-class":
         train, test = three_class_data(args.out, args.holdout)
         records = loss_records("three-class", numbers(args.losses, str), [args.alpha_size], seeds, [])

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from crackcli.model.predictors import load_predictor
-from crackcli.scan.windows import ScanSettings, choose_mode, scan_image
 from crackcli.data.synth import synthesize
 from crackcli.data.tiling import crop
+from crackcli.model.predictors import load_predictor
+from crackcli.scan.windows import ScanSettings, choose_mode, scan_image
 
 
 def main() -> None:
@@ -32,21 +32,28 @@ def main() -> None:
     predictor = load_predictor(args.model, "cpu")
     crack = predictor.meta.classes.index(predictor.meta.crack_class)
     photos = [synthesize(width, height, seed=1000 + i, scratches=2) for i in range(args.photos)]
-    print(f"model {args.model}, {args.photos} synthetic photos {width}×{height}, 224 px windows every 112 px, threshold {args.threshold}")
+    print(
+        f"model {args.model}, {args.photos} synthetic photos {width}×{height}, 224 px windows every 112 px, threshold {args.threshold}"
+    )
     for mode in args.modes.split(","):
         settings = ScanSettings(224, 112, mode=mode)
         groups: dict[str, list[float]] = {"crack": [], "scratch only": [], "neither": []}
         for photo in photos:
             scores = scan_image(predictor, photo.image, (width, height), settings, choose_mode(predictor, settings))
             for window, probs in zip(scores.windows, scores.probs):
-                cracked, scratched = crop(photo.crack_mask, window).mean() / 255, crop(photo.scratch_mask, window).mean() / 255
+                cracked, scratched = (
+                    crop(photo.crack_mask, window).mean() / 255,
+                    crop(photo.scratch_mask, window).mean() / 255,
+                )
                 if cracked >= 0.005:
                     groups["crack"].append(probs[crack])
                 elif cracked == 0:
                     groups["scratch only" if scratched >= 0.005 else "neither"].append(probs[crack])
         for name, probs in groups.items():
             p = np.asarray(probs)
-            print(f"{mode:>5} {name:>12}: {len(p):5d} windows, called crack {np.mean(p >= args.threshold):6.1%}, mean crack prob {p.mean():.3f}")
+            print(
+                f"{mode:>5} {name:>12}: {len(p):5d} windows, called crack {np.mean(p >= args.threshold):6.1%}, mean crack prob {p.mean():.3f}"
+            )
 
 
 if __name__ == "__main__":

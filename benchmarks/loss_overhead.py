@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from crackcli.train.losses import Progress, build_loss
 from crackcli.model.backbones import build_model
+from crackcli.train.losses import Progress, build_loss
 
 
 def parse_args() -> argparse.Namespace:
@@ -104,20 +104,26 @@ def main() -> None:
         extra_memory[name] = (state_bytes, peak)
 
     c, f = args.classes, model.feature_dim
-    print(f"device={device} backbone={args.backbone} batch={batch} image={args.image_size} "
-          f"classes={c} F={f} gm_samples={gm_samples} amp={args.amp} steps={args.steps}")
+    print(
+        f"device={device} backbone={args.backbone} batch={batch} image={args.image_size} "
+        f"classes={c} F={f} gm_samples={gm_samples} amp={args.amp} steps={args.steps}"
+    )
     print(f"C*F^2 floats = {c * f * f:,} ({c * f * f * 4 / 2**20:.1f} MiB)")
     base = statistics.median(times[names[0]])
     base_peak = extra_memory[names[0]][1]
-    print(f"{'loss':8} {'median s/step':>14} {'x ' + names[0]:>8} {'loss ms':>9} {'state MiB':>10} "
-          f"{'peak MiB':>10} {'peak - ' + names[0]:>12}")
+    print(
+        f"{'loss':8} {'median s/step':>14} {'x ' + names[0]:>8} {'loss ms':>9} {'state MiB':>10} "
+        f"{'peak MiB':>10} {'peak - ' + names[0]:>12}"
+    )
     for name in names:
         median = statistics.median(times[name])
         state, peak = extra_memory[name]
         peak_text = f"{peak / 2**20:10.1f}" if peak is not None else f"{'n/a':>10}"
         delta_text = f"{(peak - base_peak) / 2**20:12.1f}" if peak is not None else f"{'n/a':>12}"
         own_ms = statistics.median(own[name]) * 1000
-        print(f"{name:8} {median:14.4f} {median / base:8.3f} {own_ms:9.2f} {state / 2**20:10.1f} {peak_text} {delta_text}")
+        print(
+            f"{name:8} {median:14.4f} {median / base:8.3f} {own_ms:9.2f} {state / 2**20:10.1f} {peak_text} {delta_text}"
+        )
 
 
 if __name__ == "__main__":

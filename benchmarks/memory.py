@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -46,7 +46,7 @@ def write_photo(path: Path, width: int, height: int, seed: int) -> None:
         rows = min(band, height - top)
         gradient = np.linspace(90, 170, width, dtype=np.float32)[None, :, None]
         noise = rng.normal(0, 12, (rows, width, 1)).astype(np.float32)
-        image[top:top + rows] = np.clip(gradient + noise, 0, 255).astype(np.uint8)
+        image[top : top + rows] = np.clip(gradient + noise, 0, 255).astype(np.uint8)
     for _ in range(8):
         x0, y0, x1, y1 = (int(v) for v in rng.integers(0, [width, height, width, height]))
         cv2.line(image, (x0, y0), (x1, y1), (40, 40, 40), int(rng.integers(2, 8)))
@@ -59,21 +59,26 @@ def write_photo(path: Path, width: int, height: int, seed: int) -> None:
 def memory_mib(pid: int) -> tuple[float, float] | None:
     """(VmRSS, VmHWM) of a live process: its resident set now and at its highest so far."""
     try:
-        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
         return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
     except (OSError, KeyError, ValueError):
         return None
 
 
-def run_measured(command: list[str], progress: Callable[[], int] | None = None) -> tuple[float, float, list[tuple[int, float]]]:
+def run_measured(
+    command: list[str], progress: Callable[[], int] | None = None
+) -> tuple[float, float, list[tuple[int, float]]]:
     """(wall s, peak RSS MiB, [(progress count, RSS MiB)]) of ``crack command``.
 
     The peak is the child's own high-water mark (VmHWM), read until it exits; not ``ru_maxrss``, which
     Linux seeds with the parent's figure at fork (this script holds a 100 MP photo while making it).
     """
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "crackcli", *command], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crackcli", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     samples: list[tuple[int, float]] = []
     peak = 0.0
     while proc.poll() is None:
@@ -113,8 +118,20 @@ def main() -> None:
         print(f"one photo: {width}×{height} ({width * height / 1e6:.0f} MP, {big.stat().st_size / 2**20:.0f} MiB JPEG)")
         for name, command in (
             ("scan", ["scan", str(big), "--model", str(args.model), "--out", str(work / "scan-big"), "--quiet"]),
-            ("scan --mode dense", ["scan", str(big), "--model", str(args.model), "--mode", "dense", "--out",
-                                   str(work / "scan-big-dense"), "--quiet"]),
+            (
+                "scan --mode dense",
+                [
+                    "scan",
+                    str(big),
+                    "--model",
+                    str(args.model),
+                    "--mode",
+                    "dense",
+                    "--out",
+                    str(work / "scan-big-dense"),
+                    "--quiet",
+                ],
+            ),
             ("prepare", ["prepare", str(big), "--labels", "none", "--out", str(work / "prepare-big"), "--quiet"]),
         ):
             wall, peak, _ = run_measured(command)
@@ -140,8 +157,10 @@ def main() -> None:
             ("prepare", ["prepare", str(folder), "--labels", "none", "--out", str(prepare_out), "--quiet"], patched),
         ):
             wall, peak, samples = run_measured(command, progress)
-            print(f"  crack {name:8} peak RSS {peak:7.0f} MiB  wall {wall:6.1f} s  ({args.photos / wall:.1f} photos/s); "
-                  f"{flatness(samples, args.photos)}")
+            print(
+                f"  crack {name:8} peak RSS {peak:7.0f} MiB  wall {wall:6.1f} s  ({args.photos / wall:.1f} photos/s); "
+                f"{flatness(samples, args.photos)}"
+            )
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from crackcli.io.images import encode_image, read_rgb, write_image
-from crackcli.data.prepare import Preparer, PrepareOptions
+from crackcli.data.prepare import PrepareOptions, Preparer
 from crackcli.data.synth import synthesize
 from crackcli.data.tiling import crop, grid
+from crackcli.io.images import encode_image, read_rgb, write_image
 
 CCIC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ccic" / "train"
 
@@ -71,7 +71,9 @@ def main() -> None:
 
         decode = timed(lambda: read_rgb(first), args.repeats)
         png_encode = timed(lambda: [encode_image(crop(image, w), ".png") for w in windows], args.repeats)
-        jpg_encode = timed(lambda: [encode_image(crop(image, w), ".jpg", jpeg_quality=95) for w in windows], args.repeats)
+        jpg_encode = timed(
+            lambda: [encode_image(crop(image, w), ".jpg", jpeg_quality=95) for w in windows], args.repeats
+        )
 
         def run(fmt: str, sources: list[str], out: Path) -> float:
             options = PrepareOptions(out=out, image_format=fmt, overwrite=True, workers=args.workers)
@@ -85,11 +87,19 @@ def main() -> None:
         folder_png = run("png", [str(src)], work / "folder-png")
         folder_jpg = run("jpg", [str(src)], work / "folder-jpg")
 
-        print(f"photo {args.width}x{args.height} JPEG q90, {len(windows)} patches of 224, workers={args.workers or 'auto'}")
+        print(
+            f"photo {args.width}x{args.height} JPEG q90, {len(windows)} patches of 224, workers={args.workers or 'auto'}"
+        )
         print(f"floor: decode {decode:.3f} s, PNG encodes {png_encode:.3f} s, JPEG encodes {jpg_encode:.3f} s (serial)")
-        print(f"prepare --format png: {png:.3f} s/photo = {png / (decode + png_encode):.2f}x floor (decode + PNG encodes)")
-        print(f"prepare --format jpg: {jpg:.3f} s/photo = {jpg / (decode + jpg_encode):.2f}x floor (decode + JPEG encodes)")
-        print(f"folder of {args.folder}: png {folder_png / args.folder:.3f} s/photo, jpg {folder_jpg / args.folder:.3f} s/photo")
+        print(
+            f"prepare --format png: {png:.3f} s/photo = {png / (decode + png_encode):.2f}x floor (decode + PNG encodes)"
+        )
+        print(
+            f"prepare --format jpg: {jpg:.3f} s/photo = {jpg / (decode + jpg_encode):.2f}x floor (decode + JPEG encodes)"
+        )
+        print(
+            f"folder of {args.folder}: png {folder_png / args.folder:.3f} s/photo, jpg {folder_jpg / args.folder:.3f} s/photo"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

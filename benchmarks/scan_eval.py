@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from crackcli.data.tiling import crop
 from crackcli.io.images import is_image_path, read_mask, read_rgb
 from crackcli.model.predictors import load_predictor
 from crackcli.scan.windows import ScanSettings, choose_mode, scan_image
-from crackcli.data.tiling import crop
 
 
 def window_scores(model: Path, root: Path, settings: ScanSettings) -> tuple[np.ndarray, np.ndarray, int]:
@@ -47,15 +47,21 @@ def figures(fractions: np.ndarray, probs: np.ndarray, crack_min: float, threshol
     tp, fp, fn = int((truth & said).sum()), int((said & ~truth).sum()), int((truth & ~said).sum())
     precision, recall = tp / max(1, tp + fp), tp / max(1, tp + fn)
     return {
-        "windows": int(kept.sum()), "crack_windows": int(truth.sum()), "ignored": int((~kept).sum()),
-        "precision": precision, "recall": recall, "f1": 2 * precision * recall / max(1e-12, precision + recall),
+        "windows": int(kept.sum()),
+        "crack_windows": int(truth.sum()),
+        "ignored": int((~kept).sum()),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / max(1e-12, precision + recall),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
-    parser.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/deepcrack"), Path("../shared/data/crackforest")])
+    parser.add_argument(
+        "--data", type=Path, nargs="+", default=[Path("../shared/data/deepcrack"), Path("../shared/data/crackforest")]
+    )
     parser.add_argument("--patch", type=int, default=None, help="window side (default: the model's patch size)")
     parser.add_argument("--stride", type=int, default=None, help="default: half a window")
     parser.add_argument("--modes", default="patch,dense", help="modes to evaluate; with two, their agreement too")
@@ -70,7 +76,9 @@ def main() -> None:
         probs = {}
         for mode in modes:
             started = time.perf_counter()
-            fractions, probs[mode], photos = window_scores(args.model, root, ScanSettings(patch, args.stride or patch // 2, mode=mode))
+            fractions, probs[mode], photos = window_scores(
+                args.model, root, ScanSettings(patch, args.stride or patch // 2, mode=mode)
+            )
             pooled[mode][0].append(fractions)
             pooled[mode][1].append(probs[mode])
             r = figures(fractions, probs[mode], args.crack_min, args.threshold)
@@ -81,11 +89,17 @@ def main() -> None:
         if len(modes) == 2:
             a, b = (probs[m] for m in modes)
             same = ((a >= args.threshold) == (b >= args.threshold)).mean()
-            print(f"{root.name}: {modes[0]} and {modes[1]} decide alike on {same:.1%} of windows, mean |Δ crack prob| {np.abs(a - b).mean():.3f}")
+            print(
+                f"{root.name}: {modes[0]} and {modes[1]} decide alike on {same:.1%} of windows, mean |Δ crack prob| {np.abs(a - b).mean():.3f}"
+            )
     if len(args.data) > 1:
         for mode in modes:
-            r = figures(np.concatenate(pooled[mode][0]), np.concatenate(pooled[mode][1]), args.crack_min, args.threshold)
-            print(f"all {mode}: {r['windows']} windows: precision {r['precision']:.3f} recall {r['recall']:.3f} F {r['f1']:.3f}")
+            r = figures(
+                np.concatenate(pooled[mode][0]), np.concatenate(pooled[mode][1]), args.crack_min, args.threshold
+            )
+            print(
+                f"all {mode}: {r['windows']} windows: precision {r['precision']:.3f} recall {r['recall']:.3f} F {r['f1']:.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -19,17 +19,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crackcli.model.checkpoint import save_checkpoint
-from crackcli.io.system import usable_cpus
-from crackcli.model.export import export_checkpoint
-from crackcli.io.images import read_rgb
-from crackcli.model.predictors import OnnxPredictor
-from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
-from crackcli.model.meta import ModelMeta
 from crackcli.data.preprocess import fit_patch
-from crackcli.scan.windows import ScanSettings, scan_grid
-from crackcli.scan.job import JobOptions, ScanJob
 from crackcli.data.tiling import crop
+from crackcli.io.images import read_rgb
+from crackcli.io.system import usable_cpus
+from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
+from crackcli.model.checkpoint import save_checkpoint
+from crackcli.model.export import export_checkpoint
+from crackcli.model.meta import ModelMeta
+from crackcli.model.predictors import OnnxPredictor
+from crackcli.scan.job import JobOptions, ScanJob
+from crackcli.scan.windows import ScanSettings, scan_grid
 
 
 def stand_in(root: Path, backbone: str, image_size: int, precision: str, calibration: Path | None) -> Path:
@@ -37,7 +37,9 @@ def stand_in(root: Path, backbone: str, image_size: int, precision: str, calibra
     checkpoint = root / f"{backbone}-{image_size}.pt"
     if not checkpoint.exists():
         save_checkpoint(checkpoint, meta, build_model(backbone, 2))
-    return export_checkpoint(checkpoint, root / f"{backbone}-{image_size}-{precision}.onnx", precision, calibrate=calibration).path
+    return export_checkpoint(
+        checkpoint, root / f"{backbone}-{image_size}-{precision}.onnx", precision, calibrate=calibration
+    ).path
 
 
 def calibration_folder(root: Path, photo: np.ndarray) -> Path:
@@ -85,7 +87,9 @@ def main() -> None:
     args = parser.parse_args()
 
     rgb = read_rgb(args.photo)
-    print(f"photo {args.photo} {rgb.shape[1]}×{rgb.shape[0]}, {usable_cpus()} CPUs, torch threads {torch.get_num_threads()}")
+    print(
+        f"photo {args.photo} {rgb.shape[1]}×{rgb.shape[0]}, {usable_cpus()} CPUs, torch threads {torch.get_num_threads()}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         rows = []
@@ -94,8 +98,10 @@ def main() -> None:
         else:
             calibration = calibration_folder(root, rgb)  # int8 stand-ins only
             models = [
-                (f"{args.backbone} input {size:>3} {precision}",
-                 stand_in(root, args.backbone, size, precision, calibration if precision == "int8" else None))
+                (
+                    f"{args.backbone} input {size:>3} {precision}",
+                    stand_in(root, args.backbone, size, precision, calibration if precision == "int8" else None),
+                )
                 for size in (int(s) for s in args.image_sizes.split(","))
                 for precision in ("fp32", "int8")
             ]
@@ -110,7 +116,9 @@ def main() -> None:
                 )
         per_window, windows = naive_per_window_s(rgb, args.naive_sample)
         naive = per_window * windows
-        print(f"naive torch-eager ResNet50, one window at a time: {per_window * 1000:.0f} ms/window × {windows} = {naive:.0f} s (sampled {args.naive_sample})")
+        print(
+            f"naive torch-eager ResNet50, one window at a time: {per_window * 1000:.0f} ms/window × {windows} = {naive:.0f} s (sampled {args.naive_sample})"
+        )
         for label, mode, seconds in rows:
             print(f"  speed-up of {label} {mode} over naive: {naive / seconds:.0f}×")
 

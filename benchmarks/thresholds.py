@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from scan_eval import figures, window_scores
 
-from crackcli.train.evaluate import evaluate_folder, index_eval_folder
-from crackcli.model.predictors import load_predictor
 from crackcli.model.metrics import classification_report, confusion_matrix
+from crackcli.model.predictors import load_predictor
 from crackcli.scan.windows import ScanSettings
+from crackcli.train.evaluate import evaluate_folder, index_eval_folder
 
 
 def patch_macro_f(crack_probs: np.ndarray, is_crack: np.ndarray, threshold: float) -> tuple[float, int, int]:
@@ -33,8 +33,12 @@ def patch_macro_f(crack_probs: np.ndarray, is_crack: np.ndarray, threshold: floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
-    parser.add_argument("--val", type=Path, default=Path("../shared/data/ccic/val"), help="labelled patches (class folders)")
-    parser.add_argument("--photos", type=Path, nargs="+", default=[Path("../shared/data/deepcrack"), Path("../shared/data/crackforest")])
+    parser.add_argument(
+        "--val", type=Path, default=Path("../shared/data/ccic/val"), help="labelled patches (class folders)"
+    )
+    parser.add_argument(
+        "--photos", type=Path, nargs="+", default=[Path("../shared/data/deepcrack"), Path("../shared/data/crackforest")]
+    )
     parser.add_argument("--thresholds", default="0.35:0.70:0.025", help="start:stop:step")
     parser.add_argument("--crack-min", type=float, default=0.005)
     args = parser.parse_args()
@@ -50,12 +54,16 @@ def main() -> None:
     window_probs = np.concatenate([s[1] for s in scored])
 
     start, stop, step = (float(v) for v in args.thresholds.split(":"))
-    print(f"model {args.model}; patches: {args.val} ({len(is_crack)}); photos: {', '.join(p.name for p in args.photos)} (patch mode)")
+    print(
+        f"model {args.model}; patches: {args.val} ({len(is_crack)}); photos: {', '.join(p.name for p in args.photos)} (patch mode)"
+    )
     print("threshold | patch macro F | clean patches called crack | cracks missed | window P / R / F")
     for threshold in np.arange(start, stop + step / 2, step):
         f, false_alarms, misses = patch_macro_f(patch_probs, is_crack, threshold)
         w = figures(fractions, window_probs, args.crack_min, threshold)
-        print(f"{threshold:.3f} | {f:.4f} | {false_alarms} | {misses} | {w['precision']:.3f} / {w['recall']:.3f} / {w['f1']:.3f}")
+        print(
+            f"{threshold:.3f} | {f:.4f} | {false_alarms} | {misses} | {w['precision']:.3f} / {w['recall']:.3f} / {w['f1']:.3f}"
+        )
 
 
 if __name__ == "__main__":

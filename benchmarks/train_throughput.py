@@ -40,13 +40,27 @@ def parse_args() -> argparse.Namespace:
 
 def measure(args: argparse.Namespace, backbone: str, loss: str, project: str) -> dict:
     config = TrainConfig(
-        data=str(args.data), backbone=backbone, weights="none", loss=loss, epochs=args.epochs, batch=args.batch,
-        image_size=args.image_size, limit_per_class=args.images // 2, device=args.device, amp=args.amp,
-        workers=args.workers, project=project,
+        data=str(args.data),
+        backbone=backbone,
+        weights="none",
+        loss=loss,
+        epochs=args.epochs,
+        batch=args.batch,
+        image_size=args.image_size,
+        limit_per_class=args.images // 2,
+        device=args.device,
+        amp=args.amp,
+        workers=args.workers,
+        project=project,
     )
     trainer = Trainer(config)
     rows = [trainer.train_epoch(epoch) for epoch in range(args.epochs)]
-    return {**rows[-1], "device": str(trainer.device), "amp": trainer.summary()["amp"], "workers": trainer.summary()["workers"]}
+    return {
+        **rows[-1],
+        "device": str(trainer.device),
+        "amp": trainer.summary()["amp"],
+        "workers": trainer.summary()["workers"],
+    }
 
 
 def main() -> None:
@@ -54,7 +68,9 @@ def main() -> None:
     if not (args.data / "train").is_dir():
         raise SystemExit(f"{args.data}/train not found: pass --data (ccic lives in ../shared/data)")
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, threads {torch.get_num_threads()}")
-    print(f"batch {args.batch}, {args.images} images/epoch at {args.image_size} px, last of {args.epochs} epochs reported")
+    print(
+        f"batch {args.batch}, {args.images} images/epoch at {args.image_size} px, last of {args.epochs} epochs reported"
+    )
     print(f"{'backbone':20} {'loss':7} {'images/s':>9} {'data wait':>10} {'vs ce':>6}  device")
     with tempfile.TemporaryDirectory() as project:
         for backbone in args.backbones.split(","):

@@ -38,7 +38,11 @@ def crack_patch(rng: np.random.Generator, size: int, crack: bool) -> np.ndarray:
 
 
 def write_patch_folders(
-    root: Path, per_class: dict[str, int], size: int = 32, seed: int = 0, classes: tuple[str, ...] = ("crack", "no_crack")
+    root: Path,
+    per_class: dict[str, int],
+    size: int = 32,
+    seed: int = 0,
+    classes: tuple[str, ...] = ("crack", "no_crack"),
 ) -> Path:
     """Class folders of tiny PNG patches: ``per_class`` maps a split name ('' for none) to images per class."""
     rng = np.random.default_rng(seed)
@@ -80,8 +84,16 @@ def crack_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("crack_model")
     data = write_patch_folders(root / "patches", {"train": 64, "val": 16}, size=64)
     config = TrainConfig(
-        data=str(data), backbone="resnet18", weights="none", epochs=6, milestones=(4,), batch=16, image_size=64,
-        workers=0, project=str(root / "runs"), name="m",
+        data=str(data),
+        backbone="resnet18",
+        weights="none",
+        epochs=6,
+        milestones=(4,),
+        batch=16,
+        image_size=64,
+        workers=0,
+        project=str(root / "runs"),
+        name="m",
     )
     result = Trainer(config).fit()
     checkpoint = result.run_dir / "last.pt"  # trained to the end: sharper probabilities than the first F = 1 epoch

@@ -21,9 +21,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from conftest import texture_photo
+from PIL import Image
 
 
 def _unprivileged_prefix() -> list[str] | None:
@@ -60,11 +59,14 @@ def _png_bytes(image: Image.Image) -> bytes:
 
 def _png_declaring(width: int, height: int) -> bytes:
     """A well-formed PNG header claiming ``width``×``height`` over a few bytes of data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def write_corpus(folder: Path) -> tuple[list[str], list[str]]:
@@ -78,7 +80,7 @@ def write_corpus(folder: Path) -> tuple[list[str], list[str]]:
     good["rgba.png"] = _png_bytes(Image.fromarray(np.dstack([photo, np.full(photo.shape[:2], 200, np.uint8)])))
     good["tiny 1x1.png"] = _png_bytes(Image.fromarray(photo[:1, :1]))
     buffer = io.BytesIO()
-    Image.fromarray((photo[..., 0].astype(np.uint16) * 257)).save(buffer, "TIFF")
+    Image.fromarray(photo[..., 0].astype(np.uint16) * 257).save(buffer, "TIFF")
     good["sixteen-bit.tif"] = buffer.getvalue()
     buffer = io.BytesIO()
     Image.fromarray(photo).convert("CMYK").save(buffer, "JPEG", quality=90)

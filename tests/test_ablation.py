@@ -17,12 +17,37 @@ def ablation(*args: str) -> subprocess.CompletedProcess:
 
 def test_losses_study_runs_pairs_resumes_and_reports(tmp_path):
     data = write_patch_folders(tmp_path / "ccic", {"train": 14, "val": 6})
-    common = ["--ccic", str(data), "--out", str(tmp_path / "study"), "--sizes", "6", "--seeds", "0,1",
-              "--holdout", "4", "--image-size", "32", "--batch", "4", "--steps", "9", "--min-epochs", "2", "--threads", "1"]
+    common = [
+        "--ccic",
+        str(data),
+        "--out",
+        str(tmp_path / "study"),
+        "--sizes",
+        "6",
+        "--seeds",
+        "0,1",
+        "--holdout",
+        "4",
+        "--image-size",
+        "32",
+        "--batch",
+        "4",
+        "--steps",
+        "9",
+        "--min-epochs",
+        "2",
+        "--threads",
+        "1",
+    ]
     first = ablation("losses", "--losses", "ce,igmsda", *common)
     assert first.returncode == 0, first.stderr
     rows = [json.loads(line) for line in (tmp_path / "study" / "results.jsonl").read_text().splitlines()]
-    assert sorted(r["id"] for r in rows) == ["losses-6-ce-s0", "losses-6-ce-s1", "losses-6-igmsda-s0", "losses-6-igmsda-s1"]
+    assert sorted(r["id"] for r in rows) == [
+        "losses-6-ce-s0",
+        "losses-6-ce-s1",
+        "losses-6-igmsda-s0",
+        "losses-6-igmsda-s1",
+    ]
     for row in rows:
         assert row["epochs"] == 3  # 9 steps, 3 an epoch (12 images at batch 4)
         assert 0 <= row["test"]["f1"] <= 1 and row["train_seconds"] > 0

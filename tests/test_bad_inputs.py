@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from corpus import PERMISSIONS_BITE, UNPRIVILEGED, write_corpus
 
 
@@ -19,8 +18,13 @@ def corpus(tmp_path_factory):
 
 def run_crack(*args, cwd):
     """`crack ARGS`, where possible without the privilege to read mode-000 files (see corpus.py)."""
-    return subprocess.run([*(UNPRIVILEGED or []), sys.executable, "-m", "crackcli", *args], capture_output=True,
-                          text=True, cwd=cwd, errors="replace")
+    return subprocess.run(
+        [*(UNPRIVILEGED or []), sys.executable, "-m", "crackcli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        errors="replace",
+    )
 
 
 def test_locked_corpus_files_are_unreadable_to_the_tools(tmp_path):
@@ -45,7 +49,9 @@ def run_crack_python(code: str) -> subprocess.CompletedProcess:
 def test_scan_goes_through_the_corpus(corpus, crack_model, tmp_path):
     folder, good, bad = corpus
     _, model, _ = crack_model
-    proc = run_crack("scan", str(folder), "--model", str(model), "--out", str(tmp_path / "out"), "--json", "--quiet", cwd=tmp_path)
+    proc = run_crack(
+        "scan", str(folder), "--model", str(model), "--out", str(tmp_path / "out"), "--json", "--quiet", cwd=tmp_path
+    )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     for name in bad:
@@ -59,12 +65,26 @@ def test_scan_goes_through_the_corpus(corpus, crack_model, tmp_path):
 
 def test_prepare_goes_through_the_corpus(corpus, tmp_path):
     folder, good, bad = corpus
-    proc = run_crack("prepare", str(folder), "--labels", "none", "--size", "64", "--out", str(tmp_path / "patches"), "--json", cwd=tmp_path)
+    proc = run_crack(
+        "prepare",
+        str(folder),
+        "--labels",
+        "none",
+        "--size",
+        "64",
+        "--out",
+        str(tmp_path / "patches"),
+        "--json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     for name in bad:
         assert len(named_lines(proc.stderr, name)) == 1, (name, proc.stderr)
-    sources = {line.split(",")[1] for line in (tmp_path / "patches" / "manifest.csv").read_text(errors="replace").splitlines()[1:]}
+    sources = {
+        line.split(",")[1]
+        for line in (tmp_path / "patches" / "manifest.csv").read_text(errors="replace").splitlines()[1:]
+    }
     assert len(sources) == len(good) - 1  # the 1×1 photo is smaller than one patch: nothing to cut, no error
 
 
@@ -76,8 +96,26 @@ def test_train_and_eval_go_through_the_corpus(tmp_path):
     good, bad = write_corpus(data / "train" / "crack" / "corpus")
     write_corpus(data / "val" / "crack" / "corpus")
     train = run_crack(
-        "train", str(data), "--backbone", "resnet18", "--weights", "none", "--image-size", "32", "--epochs", "2",
-        "--batch", "8", "--workers", "0", "--project", str(tmp_path / "runs"), "--name", "c", "--quiet", cwd=tmp_path,
+        "train",
+        str(data),
+        "--backbone",
+        "resnet18",
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--epochs",
+        "2",
+        "--batch",
+        "8",
+        "--workers",
+        "0",
+        "--project",
+        str(tmp_path / "runs"),
+        "--name",
+        "c",
+        "--quiet",
+        cwd=tmp_path,
     )
     assert train.returncode == 0, train.stderr
     assert "Traceback" not in train.stderr

@@ -9,6 +9,7 @@ import sys
 import time
 
 from conftest import write_patch_folders
+
 from crackcli.model.checkpoint import load_checkpoint
 
 EPOCHS = 40
@@ -19,15 +20,35 @@ def test_kill_9_at_random_points_then_resume_completes(tmp_path):
     data = write_patch_folders(tmp_path / "patches", {"train": 12, "val": 4})
     run = tmp_path / "runs" / "k"
     first = [
-        "train", str(data), "--backbone", "resnet18", "--weights", "none", "--image-size", "32", "--epochs", str(EPOCHS),
-        "--batch", "8", "--workers", "0", "--project", str(tmp_path / "runs"), "--name", "k", "--quiet",
+        "train",
+        str(data),
+        "--backbone",
+        "resnet18",
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--epochs",
+        str(EPOCHS),
+        "--batch",
+        "8",
+        "--workers",
+        "0",
+        "--project",
+        str(tmp_path / "runs"),
+        "--name",
+        "k",
+        "--quiet",
     ]
     resume = ["train", "--resume", str(run / "last.pt"), "--quiet"]
     pick = random.Random(8)
     epochs_seen = []
     for kill in range(KILLS):
-        proc = subprocess.Popen([sys.executable, "-m", "crackcli", *(first if kill == 0 else resume)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crackcli", *(first if kill == 0 else resume)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         # Kill once training is under way (a last.pt newer than this start), after a random extra delay.
         started = time.time()
         while proc.poll() is None and not ((run / "last.pt").exists() and (run / "last.pt").stat().st_mtime > started):

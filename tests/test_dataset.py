@@ -6,7 +6,14 @@ from conftest import write_patch_folders
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crackcli.data.augment import build_augment, change_distance, field_conditions, paint_hairline, paint_stains, synthetic_cracks_for
+from crackcli.data.augment import (
+    build_augment,
+    change_distance,
+    field_conditions,
+    paint_hairline,
+    paint_stains,
+    synthetic_cracks_for,
+)
 from crackcli.data.batches import EpochBatches, PatchDataset, collate
 from crackcli.data.folders import holdout_split, index_folder, limit_per_class, photo_groups
 from crackcli.errors import UsageError
@@ -170,7 +177,9 @@ def test_synthetic_stains_paint_another_share_of_clean_patches_and_keep_them_cle
     hairlines = stained = 0
     for seed in range(600):
         draw = np.random.default_rng(seed).random()
-        out, label = synthetic_cracks_for(0.2, ("crack", "no_crack"), "crack", stain_share=0.3)(patch, 1, np.random.default_rng(seed))
+        out, label = synthetic_cracks_for(0.2, ("crack", "no_crack"), "crack", stain_share=0.3)(
+            patch, 1, np.random.default_rng(seed)
+        )
         # The same draw decides as without stains: hairline below 0.2, stains from 0.2 to 0.5, nothing above.
         assert (label == 0) == (draw < 0.2)
         if label == 0:
@@ -192,7 +201,11 @@ def test_synthetic_stains_paint_another_share_of_clean_patches_and_keep_them_cle
 def test_synthetic_cracks_need_a_clean_class():
     assert synthetic_cracks_for(1.0, ("crack", "no_crack", "scratch"), "crack").clean_label == 1
     assert synthetic_cracks_for(1.0, ("positive", "negative"), "positive").clean_label == 1
-    for share, classes, crack in ((1.5, ("crack", "no_crack"), "crack"), (-0.1, ("crack", "no_crack"), "crack"),
-                                  (0.5, ("crack", "scratch", "spall"), "crack"), (0.5, ("a", "b"), None)):
+    for share, classes, crack in (
+        (1.5, ("crack", "no_crack"), "crack"),
+        (-0.1, ("crack", "no_crack"), "crack"),
+        (0.5, ("crack", "scratch", "spall"), "crack"),
+        (0.5, ("a", "b"), None),
+    ):
         with pytest.raises(UsageError):
             synthetic_cracks_for(share, classes, crack)

@@ -49,11 +49,22 @@ def train_worker(rank: int, world: int, port: int, data: str, out_dir: str) -> N
 
     from crackcli.train.trainer import TrainConfig, Trainer
 
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     config = TrainConfig(
-        data=data, backbone="resnet18", weights="none", epochs=2, batch=16, lr=0.05, image_size=32, workers=0,
-        project=f"{out_dir}/runs", name="ddp", device="cpu",
+        data=data,
+        backbone="resnet18",
+        weights="none",
+        epochs=2,
+        batch=16,
+        lr=0.05,
+        image_size=32,
+        workers=0,
+        project=f"{out_dir}/runs",
+        name="ddp",
+        device="cpu",
     )
     trainer = Trainer(config)
     result = trainer.fit()

@@ -19,8 +19,15 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     data = write_patch_folders(root / "patches", {"train": 12, "val": 6})
     config = TrainConfig(
-        data=str(data), backbone="resnet18", weights="none", epochs=1, batch=8, image_size=32, workers=0,
-        project=str(root / "runs"), name="m",
+        data=str(data),
+        backbone="resnet18",
+        weights="none",
+        epochs=1,
+        batch=8,
+        image_size=32,
+        workers=0,
+        project=str(root / "runs"),
+        name="m",
     )
     result = Trainer(config).fit()
     return result.run_dir / "best.pt", data

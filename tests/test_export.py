@@ -4,17 +4,17 @@ import os
 import numpy as np
 import onnx
 import pytest
+from conftest import crack_patch, texture_photo
 from typer.testing import CliRunner
 
-from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from crackcli.cli import app
 from crackcli.errors import CrackError
-from crackcli.model.export import export_checkpoint
-from crackcli.model.predictors import OnnxPredictor, TorchPredictor
 from crackcli.model.backbones import build_model
+from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from crackcli.model.export import export_checkpoint
 from crackcli.model.meta import ModelMeta
 from crackcli.model.onnx_files import load_checked
-from conftest import crack_patch, texture_photo
+from crackcli.model.predictors import OnnxPredictor, TorchPredictor
 
 runner = CliRunner()
 
@@ -88,7 +88,9 @@ def test_files_that_are_not_crack_models_are_refused_with_one_line(crack_model, 
     del model.metadata_props[:]
     onnx.save(model, str(foreign))
     external = tmp_path / "external.onnx"
-    onnx.save(onnx.load(str(exported)), str(external), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    onnx.save(
+        onnx.load(str(exported)), str(external), save_as_external_data=True, location="weights.bin", size_threshold=0
+    )
     for path, reason in ((garbage, "ONNX"), (foreign, "crack metadata"), (external, "external")):
         with pytest.raises(CrackError, match=reason):
             load_checked(path)

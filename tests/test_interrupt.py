@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import write_patch_folders, write_photo
+
 from crackcli.io.images import read_rgb
 from crackcli.io.interrupts import DeferredInterrupt
 
@@ -25,8 +25,14 @@ INTERRUPTS = 3
 def interrupt_after(command: list[str], started: callable, delay: float, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``crack command``, send SIGINT ``delay`` seconds after ``started()`` turns true, and wait."""
     # With the fault handler on, SIGABRT makes a hung job print every thread's stack.
-    proc = subprocess.Popen([sys.executable, "-m", "crackcli", *command], cwd=cwd, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crackcli", *command],
+        cwd=cwd,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     while proc.poll() is None and not started():
         time.sleep(0.01)
     time.sleep(delay)
@@ -62,7 +68,9 @@ def test_ctrl_c_during_scan_then_rerun_completes(photos, crack_model, tmp_path):
     pick = random.Random(3)
     for _ in range(INTERRUPTS):
         before = set(out.glob("*.json"))
-        proc = interrupt_after(command, lambda before=before: len(set(out.glob("*.json")) - before) > 0, pick.uniform(0, 0.5), tmp_path)
+        proc = interrupt_after(
+            command, lambda before=before: len(set(out.glob("*.json")) - before) > 0, pick.uniform(0, 0.5), tmp_path
+        )
         assert_clean_interrupt(proc, out)
         for report in out.glob("*.json"):  # every report on disk is whole, and so are the files it names
             outputs = json.loads(report.read_text())["outputs"]
@@ -82,8 +90,21 @@ def test_ctrl_c_during_scan_then_rerun_completes(photos, crack_model, tmp_path):
 
 def test_ctrl_c_during_prepare_then_rerun_matches_an_uninterrupted_run(photos, tmp_path):
     def prepare(out: Path) -> list[str]:
-        return ["prepare", str(photos), "--out", str(out), "--labels", "none", "--size", "64", "--stride", "32",
-                "--workers", "1", "--quiet"]
+        return [
+            "prepare",
+            str(photos),
+            "--out",
+            str(out),
+            "--labels",
+            "none",
+            "--size",
+            "64",
+            "--stride",
+            "32",
+            "--workers",
+            "1",
+            "--quiet",
+        ]
 
     reference = tmp_path / "reference"
     assert subprocess.run([sys.executable, "-m", "crackcli", *prepare(reference)], cwd=tmp_path).returncode == 0
@@ -92,17 +113,22 @@ def test_ctrl_c_during_prepare_then_rerun_matches_an_uninterrupted_run(photos, t
     pick = random.Random(5)
     for _ in range(INTERRUPTS):
         count = len(list(out.glob("*.png")))
-        proc = interrupt_after(prepare(out), lambda count=count: len(list(out.glob("*.png"))) > count, pick.uniform(0, 0.3), tmp_path)
+        proc = interrupt_after(
+            prepare(out), lambda count=count: len(list(out.glob("*.png"))) > count, pick.uniform(0, 0.3), tmp_path
+        )
         assert_clean_interrupt(proc, out)
         for patch in out.glob("*.png"):
             assert read_rgb(patch).shape == (64, 64, 3)  # every patch on disk is whole
     assert 0 < len(list(out.glob("*.png"))) < len(list(reference.glob("*.png")))
 
-    rerun = subprocess.run([sys.executable, "-m", "crackcli", *prepare(out), "--json"], cwd=tmp_path,
-                           capture_output=True, text=True)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "crackcli", *prepare(out), "--json"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["skipped_existing"] > 0
-    assert (out / "manifest.csv").read_text() == (reference / "manifest.csv").read_text().replace(str(reference), str(out))
+    assert (out / "manifest.csv").read_text() == (reference / "manifest.csv").read_text().replace(
+        str(reference), str(out)
+    )
     names = sorted(p.name for p in reference.glob("*.png"))
     assert sorted(p.name for p in out.glob("*.png")) == names
     for name in names:
@@ -112,14 +138,37 @@ def test_ctrl_c_during_prepare_then_rerun_matches_an_uninterrupted_run(photos, t
 def test_ctrl_c_during_train_says_how_to_resume(tmp_path):
     data = write_patch_folders(tmp_path / "patches", {"train": 12, "val": 4})
     run = tmp_path / "runs" / "k"
-    command = ["train", str(data), "--backbone", "resnet18", "--weights", "none", "--image-size", "32", "--epochs", "6",
-               "--batch", "8", "--workers", "0", "--project", str(tmp_path / "runs"), "--name", "k", "--quiet"]
+    command = [
+        "train",
+        str(data),
+        "--backbone",
+        "resnet18",
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--epochs",
+        "6",
+        "--batch",
+        "8",
+        "--workers",
+        "0",
+        "--project",
+        str(tmp_path / "runs"),
+        "--name",
+        "k",
+        "--quiet",
+    ]
     proc = interrupt_after(command, lambda: (run / "last.pt").exists(), 0.2, tmp_path)
     assert_clean_interrupt(proc, run)
     hint = proc.stderr.strip().splitlines()[-1]
     assert hint.endswith(f"continue with: crack train --resume {run / 'last.pt'}")
-    resumed = subprocess.run([sys.executable, "-m", "crackcli", *hint.split("continue with: crack ")[1].split()],
-                             cwd=tmp_path, capture_output=True, text=True)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "crackcli", *hint.split("continue with: crack ")[1].split()],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr
 
 

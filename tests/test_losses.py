@@ -90,9 +90,7 @@ def test_gradcheck_both_bounds():
     features, labels, weight, bias, cov = random_problem(11, n=4, c=3, f=3)
     for t in (features, weight, bias):
         t.requires_grad_(True)
-    assert torch.autograd.gradcheck(
-        lambda a, w, b: isda_bound(a, labels, w, b, cov, 0.6), (features, weight, bias)
-    )
+    assert torch.autograd.gradcheck(lambda a, w, b: isda_bound(a, labels, w, b, cov, 0.6), (features, weight, bias))
     assert torch.autograd.gradcheck(
         lambda a, w, b: igmsda_bound(a, labels, w, b, cov, 0.6, 3.0), (features, weight, bias)
     )
@@ -108,9 +106,7 @@ def test_bounds_compute_in_float32_for_half_inputs():
 
 def batches(seed, sizes, c=3, f=6):
     g = torch.Generator().manual_seed(seed)
-    return [
-        (torch.randn(n, f, generator=g) * 3 + 5, torch.randint(0, c, (n,), generator=g)) for n in sizes
-    ]
+    return [(torch.randn(n, f, generator=g) * 3 + 5, torch.randint(0, c, (n,), generator=g)) for n in sizes]
 
 
 def population_stats(features, labels, c):

@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crackcli.cli import app
-from crackcli.io.images import read_rgb, write_image
 from crackcli.data.synth import synthesize
+from crackcli.io.images import read_rgb, write_image
 
 runner = CliRunner()
 
@@ -45,7 +45,9 @@ def test_mask_labels_follow_crack_fraction(tmp_path):
     write_image(tmp_path / "photos" / "p.png", image)
     write_image(tmp_path / "masks" / "p.png", mask)
     out = tmp_path / "out"
-    result = invoke(tmp_path / "photos", "--out", out, "--size", "32", "--labels", "mask", "--masks", tmp_path / "masks", "--json")
+    result = invoke(
+        tmp_path / "photos", "--out", out, "--size", "32", "--labels", "mask", "--masks", tmp_path / "masks", "--json"
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["skipped_ambiguous"] == 1
@@ -68,8 +70,18 @@ def test_class_masks_label_confusable_patches_after_cracks(tmp_path):
     write_image(tmp_path / "scratches" / "p.png", scratches)
     out = tmp_path / "out"
     result = invoke(
-        tmp_path / "photos", "--out", out, "--size", "32", "--labels", "mask", "--masks", tmp_path / "masks",
-        "--class-mask", f"scratch={tmp_path / 'scratches'}", "--json",
+        tmp_path / "photos",
+        "--out",
+        out,
+        "--size",
+        "32",
+        "--labels",
+        "mask",
+        "--masks",
+        tmp_path / "masks",
+        "--class-mask",
+        f"scratch={tmp_path / 'scratches'}",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["skipped_ambiguous"] == 1
@@ -94,7 +106,13 @@ def test_bad_class_masks_are_refused_in_one_line(tmp_path, photo_factory, extra,
     photo_factory("photos/p.png", 64, 64)
     (tmp_path / "m").mkdir()
     result = invoke(
-        tmp_path / "photos", "--out", tmp_path / "out", "--labels", "mask", "--masks", tmp_path / "m",
+        tmp_path / "photos",
+        "--out",
+        tmp_path / "out",
+        "--labels",
+        "mask",
+        "--masks",
+        tmp_path / "m",
         *[part.replace("=m", f"={tmp_path / 'm'}") for part in extra],
     )
     assert result.exit_code == 2
@@ -109,7 +127,10 @@ def test_split_is_per_photo_deterministic_and_leak_free(tmp_path, photo_factory)
     runs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        assert invoke(tmp_path / "src", "--out", out, "--size", "32", "--split", "3:1:1", "--seed", "7", "-q").exit_code == 0
+        assert (
+            invoke(tmp_path / "src", "--out", out, "--size", "32", "--split", "3:1:1", "--seed", "7", "-q").exit_code
+            == 0
+        )
         runs.append(manifest(out))
     assert runs[0] == runs[1]
     split_of_source = {}
@@ -170,7 +191,18 @@ def test_mask_problems_are_reported_per_photo(tmp_path, photo_factory):
     photo_factory("photos/wrong_size.png", 64, 64)
     write_image(tmp_path / "masks" / "has_mask.png", np.zeros((64, 64), np.uint8))
     write_image(tmp_path / "masks" / "wrong_size.png", np.zeros((32, 64), np.uint8))
-    result = invoke(tmp_path / "photos", "--out", tmp_path / "out", "--size", "32", "--labels", "mask", "--masks", tmp_path / "masks", "--json")
+    result = invoke(
+        tmp_path / "photos",
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "32",
+        "--labels",
+        "mask",
+        "--masks",
+        tmp_path / "masks",
+        "--json",
+    )
     assert result.exit_code == 1
     messages = " ".join(f["error"] for f in json.loads(result.stdout)["failed"])
     assert "no mask named no_mask" in messages
@@ -231,7 +263,9 @@ def test_synthetic_photo_through_mask_labelling(tmp_path):
     write_image(tmp_path / "img" / "s.jpg", photo.image)
     write_image(tmp_path / "msk" / "s.png", photo.crack_mask)
     out = tmp_path / "out"
-    result = invoke(tmp_path / "img", "--out", out, "--labels", "mask", "--masks", tmp_path / "msk", "--stride", "112", "--json")
+    result = invoke(
+        tmp_path / "img", "--out", out, "--labels", "mask", "--masks", tmp_path / "msk", "--stride", "112", "--json"
+    )
     assert result.exit_code == 0
     for row in manifest(out):
         x, y = int(row["x"]), int(row["y"])

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import texture_photo
+
 from crackcli.io.images import write_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,9 @@ def workspace(tmp_path):
     shutil.copytree(REPO / "sample_images", tmp_path / "sample_images")  # a copy: `find` does not follow links
     (tmp_path / "models").symlink_to(REPO / "models")
     for i in range(5):
-        write_image(tmp_path / "photos" / "crack" / f"wall{i}.jpg", texture_photo(448, 448, seed=i, crack_rows=(100, 330)))
+        write_image(
+            tmp_path / "photos" / "crack" / f"wall{i}.jpg", texture_photo(448, 448, seed=i, crack_rows=(100, 330))
+        )
         write_image(tmp_path / "photos" / "no_crack" / f"slab{i}.jpg", texture_photo(448, 448, seed=10 + i))
     return tmp_path
 
@@ -50,7 +52,9 @@ def test_every_readme_example_runs(workspace):
     for code, reason in readme_blocks():
         if reason is not None:
             continue
-        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=workspace, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", code], cwd=workspace, env=env, capture_output=True, text=True
+        )
         assert proc.returncode == 0, f"README example failed:\n{code}\n--- stderr:\n{proc.stderr[-3000:]}"
     assert (workspace / "runs" / "scan" / "my-model" / "summary.csv").is_file()
 
@@ -58,7 +62,10 @@ def test_every_readme_example_runs(workspace):
 def test_make_demo_script_scans_a_sample_photo(workspace):
     proc = subprocess.run(
         ["bash", str(REPO / "scripts" / "demo.sh"), str(Path(sys.executable).parent)],
-        cwd=workspace, env=user_env(), capture_output=True, text=True,
+        cwd=workspace,
+        env=user_env(),
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert "windows" in proc.stdout and "overlay: runs/demo/synth_0001_overlay.jpg" in proc.stdout

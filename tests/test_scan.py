@@ -4,21 +4,31 @@ import os
 import cv2
 import numpy as np
 import pytest
+from conftest import texture_photo
 from typer.testing import CliRunner
 
-from conftest import texture_photo
-from crackcli.scan import windows as scan_module
 from crackcli.cli import app
-from crackcli.scan.findings import crack_heatmap, crack_regions
+from crackcli.data.tiling import Window
 from crackcli.io.images import read_rgb, write_image
 from crackcli.model.predictors import OnnxPredictor
+from crackcli.scan import windows as scan_module
+from crackcli.scan.findings import crack_heatmap, crack_regions
 from crackcli.scan.windows import ScanSettings, logit_map_tiled, scan_grid, scan_image
-from crackcli.data.tiling import Window
 
 runner = CliRunner()
 CRACK_ROW = 200
 REPORT_KEYS = {
-    "image", "width", "height", "model", "classes", "crack_class", "patch", "stride", "windows", "summary", "outputs",
+    "image",
+    "width",
+    "height",
+    "model",
+    "classes",
+    "crack_class",
+    "patch",
+    "stride",
+    "windows",
+    "summary",
+    "outputs",
     "timing_s",
 }
 
@@ -71,7 +81,9 @@ def test_report_schema_outputs_and_summary_csv(crack_model, photos, tmp_path):
     reports = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
     assert set(reports) == {"cracked.json", "clean.json"}
     report = reports["cracked.json"]
-    assert REPORT_KEYS <= set(report) and report["classes"] == ["crack", "no_crack"] and report["crack_class"] == "crack"
+    assert (
+        REPORT_KEYS <= set(report) and report["classes"] == ["crack", "no_crack"] and report["crack_class"] == "crack"
+    )
     assert len(report["windows"]) == len(scan_grid(384, 320, ScanSettings(64, 32)))
     assert all(abs(sum(w["probs"]) - 1) < 1e-3 and w["size"] == 64 for w in report["windows"])
     summary = report["summary"]
@@ -104,7 +116,9 @@ def test_shards_cover_every_input_exactly_once(crack_model, tmp_path):
         write_image(tmp_path / "in" / f"p{i}.png", texture_photo(96, 96, seed=i))
     seen = []
     for shard in range(3):
-        result = runner.invoke(app, scan_args(model, tmp_path / "out", str(tmp_path / "in"), "--json", "--shard", f"{shard}/3"))
+        result = runner.invoke(
+            app, scan_args(model, tmp_path / "out", str(tmp_path / "in"), "--json", "--shard", f"{shard}/3")
+        )
         assert result.exit_code == 0, result.output
         seen += [json.loads(line)["image"] for line in result.stdout.splitlines()]
         assert (tmp_path / "out" / f"summary-{shard}-of-3.csv").exists()
@@ -120,14 +134,24 @@ def test_exit_codes_corrupt_photos_and_fail_on_crack(crack_model, photos, tmp_pa
     truncated = (photos / "clean.jpg").read_bytes()
     (tmp_path / "in" / "truncated.jpg").write_bytes(truncated[: len(truncated) // 3])
     good = str(photos / "cracked.jpg")
-    result = runner.invoke(app, scan_args(model, tmp_path / "a", str(tmp_path / "in" / "corrupt.jpg"), good, "missing.jpg", "--json"))
+    result = runner.invoke(
+        app, scan_args(model, tmp_path / "a", str(tmp_path / "in" / "corrupt.jpg"), good, "missing.jpg", "--json")
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "corrupt.jpg" in result.stderr and "missing.jpg" in result.stderr
     assert [json.loads(line)["image"] for line in result.stdout.splitlines()] == [good]
     assert runner.invoke(app, scan_args(model, tmp_path / "b", good, "--fail-on-crack")).exit_code == 3
-    assert runner.invoke(app, scan_args(model, tmp_path / "c", str(photos / "clean.jpg"), "--fail-on-crack", "--threshold", "0.999")).exit_code == 0
+    assert (
+        runner.invoke(
+            app, scan_args(model, tmp_path / "c", str(photos / "clean.jpg"), "--fail-on-crack", "--threshold", "0.999")
+        ).exit_code
+        == 0
+    )
     assert runner.invoke(app, scan_args(model, tmp_path / "d", good, "--mode", "fast")).exit_code == 2
-    assert runner.invoke(app, scan_args(model, tmp_path / "e", str(tmp_path / "empty-folder-that-is-missing"))).exit_code == 1
+    assert (
+        runner.invoke(app, scan_args(model, tmp_path / "e", str(tmp_path / "empty-folder-that-is-missing"))).exit_code
+        == 1
+    )
 
 
 def test_a_rerun_keeps_finished_reports_and_force_redoes_them(crack_model, photos, tmp_path):
@@ -168,7 +192,11 @@ def test_auto_mode_follows_the_scan_mode_the_export_recorded(crack_model, photos
     assert result.exit_code == 0, result.output
     photo = str(photos / "cracked.jpg")
     modes = {}
-    for name, model, extra in [("plain", default_export, []), ("vouched", vouched, []), ("forced", vouched, ["--mode", "patch"])]:
+    for name, model, extra in [
+        ("plain", default_export, []),
+        ("vouched", vouched, []),
+        ("forced", vouched, ["--mode", "patch"]),
+    ]:
         result = runner.invoke(app, scan_args(model, tmp_path / name, photo, "--json", *extra))
         assert result.exit_code == 0, result.output
         modes[name] = json.loads(result.stdout)["mode"]
@@ -202,14 +230,16 @@ def test_tiles_with_halos_stitch_to_the_whole_image_result(crack_model, monkeypa
 
 
 def test_mode_dense_is_refused_for_models_without_a_dense_form(tmp_path):
-    from crackcli.model.checkpoint import save_checkpoint
     from crackcli.model.backbones import build_model
+    from crackcli.model.checkpoint import save_checkpoint
     from crackcli.model.meta import ModelMeta
 
     meta = ModelMeta("mobilenet_v3_small", ("crack", "no_crack"), "crack", 64, (0.5,) * 3, (0.25,) * 3)
     save_checkpoint(tmp_path / "m.pt", meta, build_model("mobilenet_v3_small", 2, mean=meta.mean, std=meta.std))
     write_image(tmp_path / "p.png", texture_photo(96, 96))
-    result = runner.invoke(app, scan_args(tmp_path / "m.pt", tmp_path / "o", str(tmp_path / "p.png"), "--mode", "dense"))
+    result = runner.invoke(
+        app, scan_args(tmp_path / "m.pt", tmp_path / "o", str(tmp_path / "p.png"), "--mode", "dense")
+    )
     assert result.exit_code == 2 and "--mode patch" in result.stderr
     patch = runner.invoke(app, scan_args(tmp_path / "m.pt", tmp_path / "o", str(tmp_path / "p.png"), "--json"))
     assert patch.exit_code == 0 and json.loads(patch.stdout)["mode"] == "patch"

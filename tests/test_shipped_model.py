@@ -15,6 +15,7 @@ from crackcli.model.torch_files import load_plain
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 
+
 def test_default_model_is_shipped_and_dense_capable():
     assert default_model() == MODELS / DEFAULT_MODEL_NAME or os.environ.get("CRACK_MODEL")
     predictor = OnnxPredictor(MODELS / DEFAULT_MODEL_NAME, "cpu")
@@ -26,39 +27,96 @@ def test_default_model_is_shipped_and_dense_capable():
     total = sum(p.stat().st_size for p in MODELS.glob("crack-default.*"))
     assert total <= 25 * 2**20, f"shipped model files take {total / 2**20:.1f} MiB"
 
+
 def test_wheel_carries_the_model_and_scan_finds_it(tmp_path, photo_factory):
     """Build the wheel, install it into a fresh prefix and scan with no --model from outside the checkout."""
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO)],
-        check=True, capture_output=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
     )
     (wheel,) = wheels.glob("crackcli-*.whl")
-    installed = subprocess.run([sys.executable, "-m", "pip", "show", "--files", "crackcli"], capture_output=True, text=True).stdout
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "show", "--files", "crackcli"], capture_output=True, text=True
+    ).stdout
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.endswith(f".data/data/share/crackcli/models/{DEFAULT_MODEL_NAME}") for n in names)
 
     prefix = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--ignore-installed", "--prefix", str(prefix), str(wheel)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--ignore-installed",
+            "--prefix",
+            str(prefix),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
     )
     # --ignore-installed: installing into another prefix must leave this environment's crackcli alone.
-    assert subprocess.run([sys.executable, "-m", "pip", "show", "--files", "crackcli"], capture_output=True, text=True).stdout == installed
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "pip", "show", "--files", "crackcli"], capture_output=True, text=True
+        ).stdout
+        == installed
+    )
     # The fresh venv borrows this environment's dependencies, but not its editable crackcli.
     purelib = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
     (purelib / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
     photo = photo_factory("field.jpg", 400, 300)
     env = {k: v for k, v in os.environ.items() if k != "CRACK_MODEL"}
     proc = subprocess.run(
-        [str(prefix / "bin" / "python"), "-m", "crackcli", "scan", str(photo), "--out", str(tmp_path / "scan"), "--json", "--quiet"],
-        capture_output=True, text=True, cwd=tmp_path, env=env,
+        [
+            str(prefix / "bin" / "python"),
+            "-m",
+            "crackcli",
+            "scan",
+            str(photo),
+            "--out",
+            str(tmp_path / "scan"),
+            "--json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert Path(report["model"]).resolve() == (prefix / "share" / "crackcli" / "models" / DEFAULT_MODEL_NAME).resolve()
-    assert Path(json.loads(subprocess.run(
-        [str(prefix / "bin" / "python"), "-c", "import crackcli; print(__import__('json').dumps(crackcli.__file__))"],
-        capture_output=True, text=True, cwd=tmp_path, check=True,
-    ).stdout)).is_relative_to(prefix)
+    assert Path(
+        json.loads(
+            subprocess.run(
+                [
+                    str(prefix / "bin" / "python"),
+                    "-c",
+                    "import crackcli; print(__import__('json').dumps(crackcli.__file__))",
+                ],
+                capture_output=True,
+                text=True,
+                cwd=tmp_path,
+                check=True,
+            ).stdout
+        )
+    ).is_relative_to(prefix)

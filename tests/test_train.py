@@ -9,12 +9,12 @@ import torch
 from conftest import write_patch_folders
 from typer.testing import CliRunner
 
-from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, save_release
 from crackcli.cli import app
 from crackcli.errors import CrackError, UsageError
+from crackcli.model.backbones import build_model
+from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, save_release
 from crackcli.model.export import training_summary
 from crackcli.train.losses import LOSSES
-from crackcli.model.backbones import build_model
 from crackcli.train.trainer import TrainConfig, Trainer, TrainingStopped
 
 runner = CliRunner()
@@ -22,8 +22,16 @@ runner = CliRunner()
 
 def tiny_config(data, tmp_path, **overrides) -> TrainConfig:
     options = dict(
-        data=str(data), backbone="resnet18", weights="none", epochs=3, batch=16, lr=0.05, image_size=32,
-        workers=0, project=str(tmp_path / "runs"), name="t",
+        data=str(data),
+        backbone="resnet18",
+        weights="none",
+        epochs=3,
+        batch=16,
+        lr=0.05,
+        image_size=32,
+        workers=0,
+        project=str(tmp_path / "runs"),
+        name="t",
     )
     options.update(overrides)
     return TrainConfig(**options)
@@ -32,7 +40,14 @@ def tiny_config(data, tmp_path, **overrides) -> TrainConfig:
 def test_tiny_run_learns_and_writes_the_run_folder(patch_data, tmp_path):
     result = Trainer(tiny_config(patch_data, tmp_path)).fit()
     run = result.run_dir
-    assert {p.name for p in run.iterdir()} >= {"args.json", "metrics.csv", "best.pt", "last.pt", "curves.png", "confusion_matrix.png"}
+    assert {p.name for p in run.iterdir()} >= {
+        "args.json",
+        "metrics.csv",
+        "best.pt",
+        "last.pt",
+        "curves.png",
+        "confusion_matrix.png",
+    }
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     for column in ("train_loss", "val_f1", "val_precision_crack", "val_recall_no_crack", "lr", "images_per_s"):
@@ -166,10 +181,32 @@ def test_bad_training_data_is_one_clear_line(layout, message, tmp_path):
 
 
 def test_cli_train_then_eval_json(patch_data, tmp_path):
-    result = runner.invoke(app, [
-        "train", str(patch_data), "--backbone", "resnet18", "--weights", "none", "--epochs", "2", "--batch", "16",
-        "--image-size", "32", "--lr", "0.05", "--workers", "0", "--project", str(tmp_path / "runs"), "--name", "cli", "-q",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(patch_data),
+            "--backbone",
+            "resnet18",
+            "--weights",
+            "none",
+            "--epochs",
+            "2",
+            "--batch",
+            "16",
+            "--image-size",
+            "32",
+            "--lr",
+            "0.05",
+            "--workers",
+            "0",
+            "--project",
+            str(tmp_path / "runs"),
+            "--name",
+            "cli",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     best = tmp_path / "runs" / "cli" / "best.pt"
     assert f"{best}" in result.stderr
@@ -193,10 +230,20 @@ def test_resume_of_a_weights_only_file_is_refused(tmp_path):
 
 
 def test_bad_options_are_usage_errors(patch_data, tmp_path):
-    for options in (["--backbone", "resnet9000"], ["--loss", "hinge"], ["--augment", "wild"], ["--device", "tpu"],
-                    ["--milestones", "a,b"], ["--epochs", "0"], ["--synthetic-cracks", "1.5"], ["--ema", "1"],
-                    ["--synthetic-cracks", "0.6", "--synthetic-stains", "0.6"]):
-        result = runner.invoke(app, ["train", str(patch_data), "--weights", "none", "--project", str(tmp_path), *options])
+    for options in (
+        ["--backbone", "resnet9000"],
+        ["--loss", "hinge"],
+        ["--augment", "wild"],
+        ["--device", "tpu"],
+        ["--milestones", "a,b"],
+        ["--epochs", "0"],
+        ["--synthetic-cracks", "1.5"],
+        ["--ema", "1"],
+        ["--synthetic-cracks", "0.6", "--synthetic-stains", "0.6"],
+    ):
+        result = runner.invoke(
+            app, ["train", str(patch_data), "--weights", "none", "--project", str(tmp_path), *options]
+        )
         assert result.exit_code == 2, (options, result.output)
         assert result.stderr.startswith("crack: error:"), (options, result.stderr)
 

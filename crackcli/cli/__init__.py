@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from crackcli.cli import info, data, training, deploy  # noqa: F401, I001 - registers the commands, in help order
+from crackcli.cli import data, deploy, info, training  # noqa: F401, I001 - registers the commands, in help order
 from crackcli.cli.app import app
 
 __all__ = ["app", "main"]

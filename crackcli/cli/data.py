@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -28,18 +28,22 @@ def prepare(
     sources: Annotated[list[str], typer.Argument(help="Photos, folders (searched recursively) or globs.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for patches and manifest.csv.")],
     size: Annotated[int, typer.Option(help="Patch size in pixels.")] = 224,
-    stride: Annotated[Optional[int], typer.Option(help="Step between patches (default: --size, no overlap).")] = None,
-    edge: Annotated[str, typer.Option(help="Border rule: shift (last patch moved inside), pad (reflect) or drop.")] = "shift",
+    stride: Annotated[int | None, typer.Option(help="Step between patches (default: --size, no overlap).")] = None,
+    edge: Annotated[
+        str, typer.Option(help="Border rule: shift (last patch moved inside), pad (reflect) or drop.")
+    ] = "shift",
     labels: Annotated[str, typer.Option(help="folder (parent folder name), mask (--masks) or none.")] = "folder",
-    masks: Annotated[Optional[Path], typer.Option(help="Folder of crack masks named like the photos.")] = None,
+    masks: Annotated[Path | None, typer.Option(help="Folder of crack masks named like the photos.")] = None,
     class_mask: Annotated[
-        Optional[list[str]],
-        typer.Option(help="CLASS=FOLDER: masks of a class to tell from cracks, e.g. scratch=masks/scratches (repeatable)."),
+        list[str] | None,
+        typer.Option(
+            help="CLASS=FOLDER: masks of a class to tell from cracks, e.g. scratch=masks/scratches (repeatable)."
+        ),
     ] = None,
     crack_min: Annotated[
         float, typer.Option(help="Mask-pixel fraction from which a patch takes the mask's class (crack, --class-mask).")
     ] = 0.005,
-    split: Annotated[Optional[str], typer.Option(help="train:val[:test] ratios per photo, e.g. 3:1:1.")] = None,
+    split: Annotated[str | None, typer.Option(help="train:val[:test] ratios per photo, e.g. 3:1:1.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
     image_format: Annotated[str, typer.Option("--format", help="png or jpg.")] = "png",
     quality: Annotated[int, typer.Option(help="JPEG quality with --format jpg.")] = 95,
@@ -50,13 +54,24 @@ def prepare(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
     """Cut photos into square patches, label them by folder or mask, and split them by photo."""
-    from crackcli.data.prepare import Preparer, PrepareOptions, parse_class_mask, parse_split
+    from crackcli.data.prepare import PrepareOptions, Preparer, parse_class_mask, parse_split
 
     options = PrepareOptions(
-        out=out, size=size, stride=stride, edge=edge, labels=labels, masks=masks,
-        class_masks=tuple(parse_class_mask(text) for text in class_mask or ()), crack_min=crack_min,
-        split=parse_split(split) if split else None, seed=seed, image_format=image_format, quality=quality,
-        workers=workers, overwrite=overwrite, max_pixels=max_pixels,
+        out=out,
+        size=size,
+        stride=stride,
+        edge=edge,
+        labels=labels,
+        masks=masks,
+        class_masks=tuple(parse_class_mask(text) for text in class_mask or ()),
+        crack_min=crack_min,
+        split=parse_split(split) if split else None,
+        seed=seed,
+        image_format=image_format,
+        quality=quality,
+        workers=workers,
+        overwrite=overwrite,
+        max_pixels=max_pixels,
     )
     preparer = Preparer(options)
     photos, planned = preparer.plan(sources)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -42,13 +42,26 @@ def resolve_model(model: Path | None) -> Path:
 @app.command()
 @user_errors
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A .pt checkpoint from crack train (e.g. runs/train/exp/best.pt).")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The .onnx file (default: beside the checkpoint, same name).")] = None,
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A .pt checkpoint from crack train (e.g. runs/train/exp/best.pt).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The .onnx file (default: beside the checkpoint, same name).")
+    ] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Half-precision weights and activations (for GPUs).")] = False,
-    int8: Annotated[bool, typer.Option("--int8", help="Static int8 quantisation calibrated on --calibrate (for CPUs).")] = False,
-    calibrate: Annotated[Optional[Path], typer.Option(help="Labelled patches (class folders): int8 ranges and the accuracy check.")] = None,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="Static int8 quantisation calibrated on --calibrate (for CPUs).")
+    ] = False,
+    calibrate: Annotated[
+        Path | None, typer.Option(help="Labelled patches (class folders): int8 ranges and the accuracy check.")
+    ] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
-    scan_mode: Annotated[str, typer.Option(help="What crack scan --mode auto uses with this file: patch, or dense once you measured that it agrees (benchmarks/scan_eval.py).")] = "patch",
+    scan_mode: Annotated[
+        str,
+        typer.Option(
+            help="What crack scan --mode auto uses with this file: patch, or dense once you measured that it agrees (benchmarks/scan_eval.py)."
+        ),
+    ] = "patch",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the export report as one JSON object.")] = False,
 ) -> None:
@@ -63,10 +76,14 @@ def export(
     if as_json:
         print(json.dumps({**report.__dict__, "path": str(report.path)}))
         return
-    lines = [f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB, {report.precision}, dense output: {'yes' if report.dense else 'no'})"]
+    lines = [
+        f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB, {report.precision}, dense output: {'yes' if report.dense else 'no'})"
+    ]
     if report.max_prob_delta is not None:
         lines.append(f"parity with PyTorch on {report.check_images} patches: max |Δprob| {report.max_prob_delta:.2e}")
-        lines.append(f"CPU: {report.latency_ms:.1f} ms for one patch, {report.patches_per_s:.0f} patches/s in batches of 32")
+        lines.append(
+            f"CPU: {report.latency_ms:.1f} ms for one patch, {report.patches_per_s:.0f} patches/s in batches of 32"
+        )
     for name, figures in report.accuracy.items():
         lines.append(f"on {calibrate}: {name} accuracy {figures['accuracy']:.4f}, macro F {figures['f1']:.4f}")
     lines += [f"note: {note}" for note in report.notes]
@@ -77,23 +94,43 @@ def export(
 @app.command()
 @user_errors
 def scan(
-    inputs: Annotated[list[str], typer.Argument(help="Photos, folders, globs, or - to read paths (one per line) from stdin.")],
-    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="A .onnx or .pt model (default: $CRACK_MODEL, else the shipped model).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: a new runs/scan/expN).")] = None,
-    stride: Annotated[Optional[int], typer.Option(help="Step between windows in pixels (default: half a window).")] = None,
-    patch: Annotated[Optional[int], typer.Option(help="Window side in photo pixels (default: the model's, 224).")] = None,
+    inputs: Annotated[
+        list[str], typer.Argument(help="Photos, folders, globs, or - to read paths (one per line) from stdin.")
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="A .onnx or .pt model (default: $CRACK_MODEL, else the shipped model)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: a new runs/scan/expN).")
+    ] = None,
+    stride: Annotated[int | None, typer.Option(help="Step between windows in pixels (default: half a window).")] = None,
+    patch: Annotated[int | None, typer.Option(help="Window side in photo pixels (default: the model's, 224).")] = None,
     threshold: Annotated[float, typer.Option(help="Crack probability from which a window counts as crack.")] = 0.5,
-    mode: Annotated[str, typer.Option(help="auto (the mode the model file records; patch for the default model), patch (classify every window) or dense (one trunk pass per photo).")] = "auto",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="auto (the mode the model file records; patch for the default model), patch (classify every window) or dense (one trunk pass per photo)."
+        ),
+    ] = "auto",
     batch: Annotated[int, typer.Option(help="Windows per inference call in patch mode.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write an overlay picture per photo.")] = True,
-    overlay_size: Annotated[int, typer.Option(help="Longer side of overlays in pixels; 0 keeps the photo's size.")] = 2048,
-    crack_class: Annotated[Optional[str], typer.Option(help="The class reported as crack (default: the model's).")] = None,
-    shard: Annotated[Optional[str], typer.Option(help="I/N: scan only the I-th of N interleaved shares of the inputs (I from 0).")] = None,
-    fail_on_crack: Annotated[bool, typer.Option("--fail-on-crack", help="Exit 3 when a crack is found (and nothing failed).")] = False,
+    overlay_size: Annotated[
+        int, typer.Option(help="Longer side of overlays in pixels; 0 keeps the photo's size.")
+    ] = 2048,
+    crack_class: Annotated[str | None, typer.Option(help="The class reported as crack (default: the model's).")] = None,
+    shard: Annotated[
+        str | None, typer.Option(help="I/N: scan only the I-th of N interleaved shares of the inputs (I from 0).")
+    ] = None,
+    fail_on_crack: Annotated[
+        bool, typer.Option("--fail-on-crack", help="Exit 3 when a crack is found (and nothing failed).")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Redo photos whose report is already in --out.")] = False,
     max_pixels: Annotated[int, typer.Option(help="Refuse photos above this many pixels (bomb guard).")] = 300_000_000,
-    as_json: Annotated[bool, typer.Option("--json", help="Print each photo's report as one JSON line on stdout.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each photo's report as one JSON line on stdout.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
 ) -> None:
     """Find cracks in photos: per-window crack probabilities, a heatmap overlay and a JSON report per photo.
@@ -102,11 +139,11 @@ def scan(
     3 with --fail-on-crack when a crack was found and nothing failed, 130 interrupted (re-run with the same --out
     to scan the rest).
     """
-    from crackcli.model.predictors import load_predictor
     from crackcli.io.inputs import collect_inputs, parse_shard, read_path_list, safe_stems, take_shard
     from crackcli.io.run_dirs import unique_run_dir
-    from crackcli.scan.windows import ScanSettings
+    from crackcli.model.predictors import load_predictor
     from crackcli.scan.job import JobOptions, ScanJob
+    from crackcli.scan.windows import ScanSettings
 
     shard_index, shard_count = parse_shard(shard) if shard else (0, 1)
     sources = [line for item in inputs for line in (read_path_list(sys.stdin) if item == "-" else [item])]
@@ -133,13 +170,24 @@ def scan(
     if out is None:
         target = unique_run_dir(Path("runs/scan"), "exp")
     options = JobOptions(
-        settings=settings, out=target, threshold=threshold, crack_class=crack_class, overlay=overlay,
-        overlay_max_side=overlay_size, max_pixels=max_pixels, overwrite=force, summary_name=summary_name,
+        settings=settings,
+        out=target,
+        threshold=threshold,
+        crack_class=crack_class,
+        overlay=overlay,
+        overlay_max_side=overlay_size,
+        max_pixels=max_pixels,
+        overwrite=force,
+        summary_name=summary_name,
     )
     job = ScanJob(predictor, options)
     if not quiet:
-        err.print(f"scanning {len(photos)} photos with {predictor.describe()}, {job.mode} mode, "
-                  f"{window} px windows every {settings.stride} px → {target}", highlight=False, soft_wrap=True)
+        err.print(
+            f"scanning {len(photos)} photos with {predictor.describe()}, {job.mode} mode, "
+            f"{window} px windows every {settings.stride} px → {target}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for _, message in failures:
         print_error(message)
 
@@ -148,16 +196,24 @@ def scan(
             print(json.dumps(report), flush=True)
         elif not quiet:
             s = report["summary"]
-            err.print(f"{report['image']}: {s['crack_windows']}/{s['windows']} crack windows, max {s['max_crack_prob']:.2f}, "
-                      f"{len(s['regions'])} regions", highlight=False, soft_wrap=True)
+            err.print(
+                f"{report['image']}: {s['crack_windows']}/{s['windows']} crack windows, max {s['max_crack_prob']:.2f}, "
+                f"{len(s['regions'])} regions",
+                highlight=False,
+                soft_wrap=True,
+            )
 
     hint = f"the photos scanned so far are kept in {target}; run again with --out {target} to scan the rest"
     with finish_by_rerunning(hint), progress_bar(len(photos), "scan", quiet or as_json) as advance:
         result = job.run(photos, on_report=show, on_error=print_error, progress=advance)
     if not quiet:
         kept = f", {result.kept} kept from an earlier run (--force redoes them)" if result.kept else ""
-        err.print(f"{result.scanned} scanned{kept}, {result.failed + len(failures)} failed, "
-                  f"{result.with_cracks} with cracks; summary: {target / summary_name}", highlight=False, soft_wrap=True)
+        err.print(
+            f"{result.scanned} scanned{kept}, {result.failed + len(failures)} failed, "
+            f"{result.with_cracks} with cracks; summary: {target / summary_name}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.failed or failures:
         raise typer.Exit(EXIT_FAILED_INPUTS)
     if fail_on_crack and result.with_cracks:

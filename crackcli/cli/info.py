@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -16,7 +16,7 @@ from crackcli.cli.app import app, out, user_errors
 @app.command()
 @user_errors
 def info(
-    model: Annotated[Optional[Path], typer.Argument(help="A model file (.onnx or .pt) to describe instead.")] = None,
+    model: Annotated[Path | None, typer.Argument(help="A model file (.onnx or .pt) to describe instead.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
     """Show package versions, torch devices, ONNX Runtime providers and CPU threads, or what a model file says."""
@@ -26,7 +26,10 @@ def info(
     if model is not None:
         _describe_model(model, as_json)
         return
-    report = {**environment_report(), "default_model": str(default_model() or "none (pass --model or set $CRACK_MODEL)")}
+    report = {
+        **environment_report(),
+        "default_model": str(default_model() or "none (pass --model or set $CRACK_MODEL)"),
+    }
     if as_json:
         print(json.dumps(report))
         return
@@ -39,7 +42,9 @@ def info(
     table.add_row("torch devices", ", ".join(report["torch_devices"]))
     table.add_row("onnxruntime providers (built in)", ", ".join(report["onnxruntime_providers"]))
     cpu = report["cpu"]
-    table.add_row("cpu threads", f"{cpu['usable_cpus']} usable of {cpu['logical_cpus']}, torch uses {cpu['torch_threads']}")
+    table.add_row(
+        "cpu threads", f"{cpu['usable_cpus']} usable of {cpu['logical_cpus']}, torch uses {cpu['torch_threads']}"
+    )
     table.add_row("default model", str(report["default_model"]))
     out.print(table)
 

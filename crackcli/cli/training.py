@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -25,32 +25,69 @@ from crackcli.errors import UsageError
 @app.command()
 @user_errors
 def train(
-    data: Annotated[Optional[Path], typer.Argument(help="Output of crack prepare --split (train/, val/), or a folder of class folders.")] = None,
-    backbone: Annotated[str, typer.Option(help="resnet18/34/50/101, vgg16, vgg16_bn, mobilenet_v2, shufflenet_v2_x0_5/x1_0, mobilenet_v3_small/large, efficientnet_b0.")] = "resnet50",
+    data: Annotated[
+        Path | None,
+        typer.Argument(help="Output of crack prepare --split (train/, val/), or a folder of class folders."),
+    ] = None,
+    backbone: Annotated[
+        str,
+        typer.Option(
+            help="resnet18/34/50/101, vgg16, vgg16_bn, mobilenet_v2, shufflenet_v2_x0_5/x1_0, mobilenet_v3_small/large, efficientnet_b0."
+        ),
+    ] = "resnet50",
     weights: Annotated[str, typer.Option(help="Start from: none, imagenet (download) or a .pt file.")] = "imagenet",
-    loss: Annotated[str, typer.Option(help="igmsda (the paper), isda, gm (explicit sampling), ce or focal.")] = "igmsda",
+    loss: Annotated[
+        str, typer.Option(help="igmsda (the paper), isda, gm (explicit sampling), ce or focal.")
+    ] = "igmsda",
     alpha0: Annotated[float, typer.Option(help="IGMSDA/GM: final α₀ of α = (t/T)·α₀ + 1.")] = 2.5,
     lambda0: Annotated[float, typer.Option(help="Augmentation strength λ₀ of λ = (epoch/epochs)·λ₀.")] = 0.5,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 150,
     batch: Annotated[int, typer.Option(help="Batch size over all processes.")] = 64,
     lr: Annotated[float, typer.Option(help="Initial learning rate (SGD, momentum 0.9).")] = 0.01,
-    milestones: Annotated[Optional[str], typer.Option(help="Epochs where lr ÷ 10, e.g. 65,95,125 (default: the paper's, scaled to --epochs).")] = None,
+    milestones: Annotated[
+        str | None,
+        typer.Option(help="Epochs where lr ÷ 10, e.g. 65,95,125 (default: the paper's, scaled to --epochs)."),
+    ] = None,
     weight_decay: Annotated[float, typer.Option(help="SGD weight decay.")] = 1e-4,
     image_size: Annotated[int, typer.Option(help="Input size; patches are resized to it.")] = 224,
-    augment: Annotated[str, typer.Option(help="paper (horizontal flip), field (flips, rotation, zoom, light, blur, noise) or none.")] = "paper",
-    synthetic_cracks: Annotated[float, typer.Option(help="Share of no_crack training patches given a painted hairline crack and trained as crack (0-1; the default model used 0.15).")] = 0.0,
-    synthetic_stains: Annotated[float, typer.Option(help="Share of no_crack training patches given dark blots (pits, stains) that stay no_crack, so painted hairlines teach shape, not darkness (the default model used 0.15).")] = 0.0,
-    ema: Annotated[float, typer.Option(help="Validate, save and export a moving average of the weights with this decay per step (e.g. 0.998; 0: off).")] = 0.0,
+    augment: Annotated[
+        str, typer.Option(help="paper (horizontal flip), field (flips, rotation, zoom, light, blur, noise) or none.")
+    ] = "paper",
+    synthetic_cracks: Annotated[
+        float,
+        typer.Option(
+            help="Share of no_crack training patches given a painted hairline crack and trained as crack (0-1; the default model used 0.15)."
+        ),
+    ] = 0.0,
+    synthetic_stains: Annotated[
+        float,
+        typer.Option(
+            help="Share of no_crack training patches given dark blots (pits, stains) that stay no_crack, so painted hairlines teach shape, not darkness (the default model used 0.15)."
+        ),
+    ] = 0.0,
+    ema: Annotated[
+        float,
+        typer.Option(
+            help="Validate, save and export a moving average of the weights with this decay per step (e.g. 0.998; 0: off)."
+        ),
+    ] = 0.0,
     val_fraction: Annotated[float, typer.Option(help="Share held out (by photo) when DATA has no val/ folder.")] = 0.2,
-    limit_per_class: Annotated[Optional[int], typer.Option(help="Use at most N training images per class (small-data studies).")] = None,
+    limit_per_class: Annotated[
+        int | None, typer.Option(help="Use at most N training images per class (small-data studies).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision (bf16 where supported) (default: on for CUDA).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Image decoding processes (default: by device and CPUs).")] = None,
+    amp: Annotated[
+        bool | None,
+        typer.Option("--amp/--no-amp", help="Mixed precision (bf16 where supported) (default: on for CUDA)."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Image decoding processes (default: by device and CPUs).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, order, augmentation and held-out split.")] = 0,
-    crack_class: Annotated[Optional[str], typer.Option(help="The class scans report as crack (default: 'crack').")] = None,
+    crack_class: Annotated[str | None, typer.Option(help="The class scans report as crack (default: 'crack').")] = None,
     project: Annotated[Path, typer.Option(help="Folder of runs.")] = Path("runs/train"),
     name: Annotated[str, typer.Option(help="Run name; a taken name gets a number appended.")] = "exp",
-    resume: Annotated[Optional[Path], typer.Option(help="Continue a run from its last.pt, with its saved options.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue a run from its last.pt, with its saved options.")
+    ] = None,
     strict: Annotated[bool, typer.Option(help="Stop on unreadable images instead of skipping them.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final line.")] = False,
 ) -> None:
@@ -61,19 +98,40 @@ def train(
     events = QuietEvents() if quiet else ConsoleEvents(live=True)
     if resume is not None:
         if data is not None:
-            print_error(f"note: --resume continues with the options saved in {resume}; DATA and other options are ignored")
+            print_error(
+                f"note: --resume continues with the options saved in {resume}; DATA and other options are ignored"
+            )
         trainer = Trainer.resume(resume, events)
     else:
         if data is None:
             raise UsageError("missing DATA: pass a folder of class folders (or --resume runs/train/NAME/last.pt)")
         config = TrainConfig(
-            data=str(data), backbone=backbone, weights=weights, loss=loss, alpha0=alpha0, lambda0=lambda0,
-            epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay, milestones=parse_milestones(milestones),
-            image_size=image_size, augment=augment, synthetic_cracks=synthetic_cracks,
-            synthetic_stains=synthetic_stains, ema=ema, val_fraction=val_fraction,
+            data=str(data),
+            backbone=backbone,
+            weights=weights,
+            loss=loss,
+            alpha0=alpha0,
+            lambda0=lambda0,
+            epochs=epochs,
+            batch=batch,
+            lr=lr,
+            weight_decay=weight_decay,
+            milestones=parse_milestones(milestones),
+            image_size=image_size,
+            augment=augment,
+            synthetic_cracks=synthetic_cracks,
+            synthetic_stains=synthetic_stains,
+            ema=ema,
+            val_fraction=val_fraction,
             limit_per_class=limit_per_class,
-            device=device, amp=amp, workers=workers, seed=seed, strict=strict, crack_class=crack_class,
-            project=str(project), name=name,
+            device=device,
+            amp=amp,
+            workers=workers,
+            seed=seed,
+            strict=strict,
+            crack_class=crack_class,
+            project=str(project),
+            name=name,
         )
         trainer = Trainer(config, events)
     try:
@@ -97,13 +155,13 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="A folder of class folders named like the model's classes.")],
     batch: Annotated[int, typer.Option(help="Images per inference batch.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    workers: Annotated[Optional[int], typer.Option(help="Image decoding processes (default: up to 4).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Image decoding processes (default: up to 4).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Accuracy, precision, recall and F-score (per class and macro) of a model on a labelled folder."""
-    from crackcli.train.evaluate import evaluate_folder, index_eval_folder
     from crackcli.model.predictors import load_predictor
+    from crackcli.train.evaluate import evaluate_folder, index_eval_folder
 
     if batch < 1:
         raise UsageError("--batch must be at least 1")

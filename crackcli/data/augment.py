@@ -7,8 +7,8 @@ same whatever the number of loader workers, and a resumed run repeats them exact
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -54,7 +54,9 @@ def change_distance(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if draw < 0.5:
         side = int(round(size * rng.uniform(0.7, 1.0)))
         x, y = (int(v) for v in rng.integers(0, size - side + 1, 2))
-        return cv2.resize(np.ascontiguousarray(rgb[y : y + side, x : x + side]), (size, size), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(
+            np.ascontiguousarray(rgb[y : y + side, x : x + side]), (size, size), interpolation=cv2.INTER_LINEAR
+        )
     if draw < 0.8:
         side = max(1, int(round(size / rng.uniform(1.0, 2.5))))
         small = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
@@ -79,7 +81,9 @@ def paint_hairline(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     scale = max(height, width) / 96
     depth = np.zeros((height, width), np.float32)
     edge, along = int(rng.integers(4)), rng.uniform(0.15, 0.85)
-    x, y = [(along * width, 0.0), (width - 1.0, along * height), (along * width, height - 1.0), (0.0, along * height)][edge]
+    x, y = [(along * width, 0.0), (width - 1.0, along * height), (along * width, height - 1.0), (0.0, along * height)][
+        edge
+    ]
     heading = [math.pi / 2, math.pi, -math.pi / 2, 0.0][edge] + rng.uniform(-0.7, 0.7)  # into the patch
     line_width, step = rng.uniform(0.8, 2.0) * scale, 1.5 * scale
     for _ in range(int(rng.uniform(0.6, 1.4) * max(height, width) / step)):
@@ -147,7 +151,9 @@ def synthetic_cracks_for(
         if not 0 <= value <= 1:
             raise UsageError(f"{option} must be a share between 0 and 1, not {value}")
     if share + stain_share > 1:
-        raise UsageError(f"--synthetic-cracks {share} and --synthetic-stains {stain_share} add up to more than all clean patches")
+        raise UsageError(
+            f"--synthetic-cracks {share} and --synthetic-stains {stain_share} add up to more than all clean patches"
+        )
     if share == 0 and stain_share == 0:
         return None
     clean = "no_crack" if "no_crack" in classes else None

@@ -5,8 +5,9 @@ Images reach the model as uint8 (N, 3, S, S) batches; normalisation happens insi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -77,7 +78,15 @@ class EpochBatches(Sampler[list[tuple[int, int]]]):
     """
 
     def __init__(
-        self, size: int, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1, even: bool = True
+        self,
+        size: int,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        even: bool = True,
     ) -> None:
         self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
         self.rank, self.world, self.even = rank, world, even
@@ -87,7 +96,11 @@ class EpochBatches(Sampler[list[tuple[int, int]]]):
         self.epoch = epoch
 
     def _indices(self) -> np.ndarray:
-        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.size) if self.shuffle else np.arange(self.size)
+        order = (
+            np.random.default_rng((self.seed, self.epoch)).permutation(self.size)
+            if self.shuffle
+            else np.arange(self.size)
+        )
         if self.even:
             order = order[: self.size // self.world * self.world]
         return order[self.rank :: self.world]

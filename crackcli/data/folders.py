@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
+
 from crackcli.errors import CrackError, UsageError
 from crackcli.io.images import ImageReadError, image_size, is_image_path, walk_files
 
@@ -73,7 +74,9 @@ def index_folder(root: Path, classes: Sequence[str] | None = None, verify: bool 
                     continue
             samples.append((path, label))
     if not samples:
-        raise UsageError(f"{root}: no images in class folders; expected e.g. {root}/crack/*.jpg and {root}/no_crack/*.jpg")
+        raise UsageError(
+            f"{root}: no images in class folders; expected e.g. {root}/crack/*.jpg and {root}/no_crack/*.jpg"
+        )
     return LabelledFolder(root, tuple(classes), samples, unreadable)
 
 
@@ -132,4 +135,6 @@ def require_classes(folder: LabelledFolder, what: str) -> None:
 
 def unreadable_note(unreadable: Sequence[tuple[Path, str]]) -> CrackError:
     """The error for ``--strict`` when some files are not images."""
-    return CrackError(f"{len(unreadable)} unreadable image(s), first: {unreadable[0][1]} (remove them or drop --strict)")
+    return CrackError(
+        f"{len(unreadable)} unreadable image(s), first: {unreadable[0][1]} (remove them or drop --strict)"
+    )

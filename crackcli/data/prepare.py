@@ -13,16 +13,16 @@ import random
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
-from crackcli.io.atomic import atomic_writer
-from crackcli.io.system import usable_cpus
+from crackcli.data.tiling import EDGE_RULES, Window, crop, grid
 from crackcli.errors import CrackError, UsageError
+from crackcli.io.atomic import atomic_writer
 from crackcli.io.images import (
     DEFAULT_MAX_PIXELS,
     is_image_path,
@@ -32,7 +32,7 @@ from crackcli.io.images import (
 )
 from crackcli.io.inputs import collect_inputs, safe_name, safe_stems
 from crackcli.io.interrupts import DeferredInterrupt
-from crackcli.data.tiling import EDGE_RULES, Window, crop, grid
+from crackcli.io.system import usable_cpus
 
 LABEL_MODES = ("folder", "mask", "none")
 SPLIT_NAMES = ("train", "val", "test")
@@ -281,7 +281,9 @@ class Preparer:
     def _read_mask(self, photo: Photo, folder: Path, shape: tuple[int, ...]) -> np.ndarray:
         mask_path = find_mask(folder, photo.path.stem)
         if mask_path is None:
-            raise CrackError(f"{photo.path}: no mask named {photo.path.stem}.* in {folder}; add it or leave the photo out")
+            raise CrackError(
+                f"{photo.path}: no mask named {photo.path.stem}.* in {folder}; add it or leave the photo out"
+            )
         mask = read_mask(mask_path, self.options.max_pixels)
         if mask.shape != shape:
             raise CrackError(

@@ -17,4 +17,3 @@ def fit_patch(rgb: np.ndarray, size: int) -> np.ndarray:
         return rgb
     shrinking = height * width > size * size
     return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-

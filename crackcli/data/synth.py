@@ -179,7 +179,11 @@ def write_synthetic_set(
     """
     names = [f"synth_{seed + index:04d}" for index in range(count)]
     targets = [
-        (out_dir / "images" / f"{name}{suffix}", out_dir / "masks" / f"{name}.png", out_dir / "scratches" / f"{name}.png")
+        (
+            out_dir / "images" / f"{name}{suffix}",
+            out_dir / "masks" / f"{name}.png",
+            out_dir / "scratches" / f"{name}.png",
+        )
         for name in names
     ]
     clash = next((path for group in targets for path in group if path.exists()), None)

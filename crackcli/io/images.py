@@ -9,22 +9,24 @@ checked against the pixel limit before any pixel is decoded (decompression-bomb 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from crackcli.io.atomic import atomic_write_bytes
 from crackcli.errors import CrackError
+from crackcli.io.atomic import atomic_write_bytes
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 DEFAULT_MAX_PIXELS = 300_000_000
 
 # The pixel limit is ours (explicit, settable); Pillow only reads headers here.
 Image.MAX_IMAGE_PIXELS = None
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # silent: failures surface as ImageReadError, not as OpenCV log lines
+cv2.utils.logging.setLogLevel(
+    cv2.utils.logging.LOG_LEVEL_SILENT
+)  # silent: failures surface as ImageReadError, not as OpenCV log lines
 
 
 class ImageReadError(CrackError):
@@ -44,8 +46,11 @@ def walk_files(folder: Path, on_error: Callable[[Path, str], None] | None = None
     def unlisted(exc: OSError) -> None:
         if on_error is not None:
             where = Path(exc.filename) if exc.filename else folder
-            on_error(where, f"{where}: cannot list this folder ({_reason(exc)}); its photos were left out; "
-                            "give read access to it (chmod a+rx) or leave it out")
+            on_error(
+                where,
+                f"{where}: cannot list this folder ({_reason(exc)}); its photos were left out; "
+                "give read access to it (chmod a+rx) or leave it out",
+            )
 
     for root, dirs, files in os.walk(folder, onerror=unlisted):
         dirs.sort()

@@ -7,8 +7,9 @@ import glob
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, TextIO
+from typing import TextIO
 
 from crackcli.errors import UsageError
 from crackcli.io.images import is_image_path, walk_files
@@ -62,7 +63,9 @@ def safe_stems(paths: list[Path]) -> list[str]:
     stems = [safe_name(p.stem).strip("._") or "photo" for p in paths]
     counts = Counter(stems)
     return [
-        f"{stem}-{hashlib.sha1(str(p).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}" if counts[stem] > 1 else stem
+        f"{stem}-{hashlib.sha1(str(p).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+        if counts[stem] > 1
+        else stem
         for stem, p in zip(stems, paths)
     ]
 

@@ -13,10 +13,10 @@ from typing import Any
 import torch
 
 from crackcli import __version__
-from crackcli.io.atomic import atomic_writer
 from crackcli.errors import CrackError
-from crackcli.model.meta import ModelMeta
+from crackcli.io.atomic import atomic_writer
 from crackcli.model.backbones import CrackNet, build_model
+from crackcli.model.meta import ModelMeta
 from crackcli.model.torch_files import load_plain
 
 FORMAT = "crack-checkpoint"
@@ -45,7 +45,18 @@ def _write(path: Path, payload: dict[str, Any]) -> None:
 
 # What a checkpoint needs to be scanned, exported, described and fine-tuned from; the rest (optimizer,
 # covariance estimator, random state) only serves --resume.
-RELEASE_KEYS = ("format", "format_version", "crackcli_version", "meta", "model", "epoch", "config", "best", "summary", "history")
+RELEASE_KEYS = (
+    "format",
+    "format_version",
+    "crackcli_version",
+    "meta",
+    "model",
+    "epoch",
+    "config",
+    "best",
+    "summary",
+    "history",
+)
 
 
 def save_release(source: Path, target: Path) -> None:
@@ -58,7 +69,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``: a file carrying code is refused, never run."""
     payload = load_plain(path, "a crack checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CrackError(f"{path}: not a crack train checkpoint (no '{FORMAT}' header); for plain weights use --weights")
+        raise CrackError(
+            f"{path}: not a crack train checkpoint (no '{FORMAT}' header); for plain weights use --weights"
+        )
     if int(payload.get("format_version", 0)) > FORMAT_VERSION:
         raise CrackError(f"{path}: written by a newer crack ({payload.get('crackcli_version')}); upgrade crackcli")
     return payload

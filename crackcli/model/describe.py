@@ -16,9 +16,20 @@ def model_file_info(path: Path) -> dict[str, Any]:
         from crackcli.model.onnx_files import load_checked
 
         model, info = load_checked(path)
-        details: dict[str, Any] = {"file": str(path), "kind": "ONNX (crack export)", "size_mb": round(path.stat().st_size / 1e6, 2)}
+        details: dict[str, Any] = {
+            "file": str(path),
+            "kind": "ONNX (crack export)",
+            "size_mb": round(path.stat().st_size / 1e6, 2),
+        }
         details.update(info.meta.as_dict())
-        details.update({"dense": info.dense, "scan_mode": info.scan_mode, "precision": info.precision, "opset": model.opset_import[0].version})
+        details.update(
+            {
+                "dense": info.dense,
+                "scan_mode": info.scan_mode,
+                "precision": info.precision,
+                "opset": model.opset_import[0].version,
+            }
+        )
         details.update({k: v for k, v in info.properties.items() if k in ("input", "outputs")})
         details["training"] = info.training()
         return details

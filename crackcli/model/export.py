@@ -26,16 +26,16 @@ import onnx
 import torch
 from torch import nn
 
-from crackcli.io.atomic import atomic_write_bytes
-from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint
 from crackcli.data.folders import LabelledFolder, index_folder
-from crackcli.errors import CrackError, UsageError
-from crackcli.io.images import ImageReadError, read_rgb
-from crackcli.model.predictors import create_session, softmax
-from crackcli.model.backbones import CrackNet
-from crackcli.model.onnx_files import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, metadata_properties, set_properties
 from crackcli.data.preprocess import fit_patch
 from crackcli.data.synth import synthesize
+from crackcli.errors import CrackError, UsageError
+from crackcli.io.atomic import atomic_write_bytes
+from crackcli.io.images import ImageReadError, read_rgb
+from crackcli.model.backbones import CrackNet
+from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint
+from crackcli.model.onnx_files import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, metadata_properties, set_properties
+from crackcli.model.predictors import create_session, softmax
 
 PRECISIONS = ("fp32", "fp16", "int8")
 FP32_PARITY_LIMIT = 1e-4
@@ -76,8 +76,20 @@ def training_summary(payload: dict[str, Any]) -> dict[str, Any]:
     """What the file should say about how its model was trained (from the checkpoint)."""
     config = payload.get("config", {})
     keep = (
-        "data", "backbone", "weights", "loss", "alpha0", "lambda0", "epochs", "batch", "lr", "augment",
-        "synthetic_cracks", "synthetic_stains", "ema", "seed",
+        "data",
+        "backbone",
+        "weights",
+        "loss",
+        "alpha0",
+        "lambda0",
+        "epochs",
+        "batch",
+        "lr",
+        "augment",
+        "synthetic_cracks",
+        "synthetic_stains",
+        "ema",
+        "seed",
     )
     summary = payload.get("summary", {})
     return {
@@ -103,8 +115,15 @@ def export_fp32(model: CrackNet, image_size: int, opset: int) -> onnx.ModelProto
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation on every call
         torch.onnx.export(
-            graph, (example,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-            output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True,
+            graph,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=outputs,
+            dynamic_axes=dynamic,
+            do_constant_folding=True,
         )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -139,8 +158,13 @@ def to_int8(model: onnx.ModelProto, calibration: np.ndarray) -> onnx.ModelProto:
             onnx.save(model, str(source))
             quant_pre_process(str(source), str(folded))  # fold constants so biases quantise as initializers
             quantize_static(
-                str(folded), str(target), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                str(folded),
+                str(target),
+                Batches(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
             )
             return onnx.load(str(target))
     finally:
@@ -151,7 +175,9 @@ def synthetic_patches(size: int, count: int = 16, seed: int = 0) -> np.ndarray:
     """uint8 (count, 3, size, size) windows of a synthetic photo with cracks, for the parity check."""
     photo = synthesize(4 * size, 4 * size, seed, cracks=3).image
     step = max(1, (3 * size) // max(1, int(np.sqrt(count)) - 1))
-    windows = [photo[y : y + size, x : x + size] for y in range(0, 3 * size + 1, step) for x in range(0, 3 * size + 1, step)]
+    windows = [
+        photo[y : y + size, x : x + size] for y in range(0, 3 * size + 1, step) for x in range(0, 3 * size + 1, step)
+    ]
     return np.stack(windows[:count]).transpose(0, 3, 1, 2).copy()
 
 
@@ -199,7 +225,10 @@ def _cpu_speed(session, size: int) -> tuple[float, float]:
 
 
 def _onnx_probs(session, batch: np.ndarray, step: int = 32) -> np.ndarray:
-    runs = [session.run([PROBS_OUTPUT], {INPUT_NAME: batch[start : start + step]})[0] for start in range(0, len(batch), step)]
+    runs = [
+        session.run([PROBS_OUTPUT], {INPUT_NAME: batch[start : start + step]})[0]
+        for start in range(0, len(batch), step)
+    ]
     return np.concatenate(runs)
 
 
@@ -244,14 +273,18 @@ def export_checkpoint(
         proto = to_fp16(proto)
     elif precision == "int8":
         proto = to_int8(proto, labelled[0])
-    set_properties(proto, metadata_properties(meta, model.supports_dense, precision, training_summary(payload), scan_mode))
+    set_properties(
+        proto, metadata_properties(meta, model.supports_dense, precision, training_summary(payload), scan_mode)
+    )
     data = proto.SerializeToString()
 
     try:
         session, _ = create_session(data, "cpu")
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own exception types
         if precision == "fp32":
-            raise CrackError(f"ONNX Runtime cannot load the exported graph ({str(exc).splitlines()[0][:160]})") from None
+            raise CrackError(
+                f"ONNX Runtime cannot load the exported graph ({str(exc).splitlines()[0][:160]})"
+            ) from None
         session = None
         notes.append(f"{precision} does not run on this machine's CPU ONNX Runtime; parity and speed not checked here")
 
@@ -264,7 +297,9 @@ def export_checkpoint(
         if model.supports_dense:
             delta = max(delta, _dense_delta(model, session, check))
         if precision == "fp32" and delta > FP32_PARITY_LIMIT:
-            raise CrackError(f"exported graph disagrees with PyTorch (max |Δprob| {delta:.2e} > {FP32_PARITY_LIMIT}); file not written")
+            raise CrackError(
+                f"exported graph disagrees with PyTorch (max |Δprob| {delta:.2e} > {FP32_PARITY_LIMIT}); file not written"
+            )
         latency, speed = _cpu_speed(session, meta.image_size)
         if labelled is not None:
             images, labels = labelled
@@ -273,8 +308,16 @@ def export_checkpoint(
 
     atomic_write_bytes(out, data)
     return ExportReport(
-        out, precision, len(data), model.supports_dense, len(check), delta, latency, speed,
-        accuracy, notes,
+        out,
+        precision,
+        len(data),
+        model.supports_dense,
+        len(check),
+        delta,
+        latency,
+        speed,
+        accuracy,
+        notes,
     )
 
 

@@ -26,7 +26,7 @@ class ModelMeta:
         return {**data, "classes": list(self.classes), "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelMeta":
+    def from_dict(cls, data: dict[str, Any]) -> ModelMeta:
         return cls(
             backbone=str(data["backbone"]),
             classes=tuple(str(c) for c in data["classes"]),

@@ -7,7 +7,7 @@ A ratio with an empty denominator counts as 0.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

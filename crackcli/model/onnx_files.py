@@ -20,8 +20,8 @@ from typing import Any
 import onnx
 from google.protobuf.message import DecodeError
 
-from crackcli.model.meta import ModelMeta
 from crackcli.errors import CrackError
+from crackcli.model.meta import ModelMeta
 
 FORMAT = "crack-onnx"
 FORMAT_VERSION = 1
@@ -92,7 +92,9 @@ def info_from_properties(path: Path, properties: dict[str, str]) -> OnnxModelInf
             }
         )
     except (KeyError, ValueError, TypeError) as exc:
-        raise CrackError(f"{path}: damaged crack metadata ({exc.__class__.__name__}: {exc}); export the model again") from None
+        raise CrackError(
+            f"{path}: damaged crack metadata ({exc.__class__.__name__}: {exc}); export the model again"
+        ) from None
     dense = properties.get("dense") == "true"
     scan_mode = "dense" if dense and properties.get("scan_mode") == "dense" else "patch"
     return OnnxModelInfo(meta, dense, properties.get("precision", "fp32"), scan_mode, dict(properties))
@@ -105,7 +107,9 @@ def load_checked(path: Path) -> tuple[onnx.ModelProto, OnnxModelInfo]:
     except FileNotFoundError:
         raise CrackError(f"{path}: no such model file; check the path") from None
     except (DecodeError, OSError, ValueError, RuntimeError) as exc:
-        raise CrackError(f"{path}: not an ONNX model ({exc.__class__.__name__}); pass a file made by crack export") from None
+        raise CrackError(
+            f"{path}: not an ONNX model ({exc.__class__.__name__}); pass a file made by crack export"
+        ) from None
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         raise CrackError(f"{path}: refers to external tensor files, which crack does not load; export it as one file")
     try:

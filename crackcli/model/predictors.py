@@ -11,8 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
-from crackcli.io.system import usable_cpus
 from crackcli.errors import UsageError
+from crackcli.io.system import usable_cpus
 from crackcli.model.meta import ModelMeta
 from crackcli.model.onnx_files import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, load_checked
 
@@ -134,7 +134,9 @@ def load_predictor(path: Path, device: str = "auto") -> Predictor:
         return TorchPredictor(path, device)
     if suffix == ".onnx":
         return OnnxPredictor(path, device)
-    raise UsageError(f"{path}: unknown model file type '{suffix}'; pass a .onnx file from crack export or a .pt checkpoint")
+    raise UsageError(
+        f"{path}: unknown model file type '{suffix}'; pass a .onnx file from crack export or a .pt checkpoint"
+    )
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

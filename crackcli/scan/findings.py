@@ -78,8 +78,10 @@ def crack_regions(
         members = hits[owner == label]
         boxes = np.array([windows[i].box for i in members])
         bbox = (
-            max(0, int(boxes[:, 0].min())), max(0, int(boxes[:, 1].min())),
-            min(width, int(boxes[:, 2].max())), min(height, int(boxes[:, 3].max())),
+            max(0, int(boxes[:, 0].min())),
+            max(0, int(boxes[:, 1].min())),
+            min(width, int(boxes[:, 2].max())),
+            min(height, int(boxes[:, 3].max())),
         )
         regions.append(Region(bbox, float(crack_probs[members].max()), len(members)))
     regions.sort(key=lambda r: (-r.windows, -r.max_prob))

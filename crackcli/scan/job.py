@@ -13,25 +13,36 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from crackcli import __version__
-from crackcli.io.atomic import atomic_write_bytes
 from crackcli.errors import CrackError, UsageError
-from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, summarize
+from crackcli.io.atomic import atomic_write_bytes
 from crackcli.io.images import DEFAULT_MAX_PIXELS, ImageReadError, display_size, read_rgb, write_image
 from crackcli.model.predictors import Predictor
+from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, summarize
 from crackcli.scan.overlay import render_overlay, viewing_size
-from crackcli.scan.windows import ScanSettings, choose_mode, dense_applies, decode_reduction, scan_image
+from crackcli.scan.windows import ScanSettings, choose_mode, decode_reduction, dense_applies, scan_image
 
 SUMMARY_FIELDS = (
-    "image", "status", "width", "height", "windows", "crack_windows", "crack_fraction", "max_crack_prob", "regions",
-    "report", "error", "seconds",
+    "image",
+    "status",
+    "width",
+    "height",
+    "windows",
+    "crack_windows",
+    "crack_fraction",
+    "max_crack_prob",
+    "regions",
+    "report",
+    "error",
+    "seconds",
 )
 
 
@@ -115,7 +126,9 @@ class ScanJob:
         self._write_summary(result.rows)
         return result
 
-    def _decoded_ahead(self, photos: list[tuple[Path, str]]) -> Iterator[tuple[Path, str, _Decoded | CrackError | None]]:
+    def _decoded_ahead(
+        self, photos: list[tuple[Path, str]]
+    ) -> Iterator[tuple[Path, str, _Decoded | CrackError | None]]:
         """Yield photos with their pixels (None: report kept), decoding the next one while this one is scanned.
 
         At most two photos are in memory at once, whatever the length of the list.
@@ -181,9 +194,16 @@ class ScanJob:
         write_image(Path(outputs["heatmap"]), np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8))
         if options.overlay:
             outputs["overlay"] = str(options.out / f"{stem}_overlay.jpg")
-            caption = f"{summary['crack_windows']} of {summary['windows']} windows crack, max {summary['max_crack_prob']:.2f}"
+            caption = (
+                f"{summary['crack_windows']} of {summary['windows']} windows crack, max {summary['max_crack_prob']:.2f}"
+            )
             picture = render_overlay(
-                decoded.rgb, heat, mask, options.threshold, viewing_size(width, height, options.overlay_max_side), caption
+                decoded.rgb,
+                heat,
+                mask,
+                options.threshold,
+                viewing_size(width, height, options.overlay_max_side),
+                caption,
             )
             write_image(Path(outputs["overlay"]), picture, jpeg_quality=90)
         rendered = time.perf_counter()
@@ -222,7 +242,9 @@ class ScanJob:
         writer = csv.DictWriter(buffer, SUMMARY_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-        atomic_write_bytes(self.options.out / self.options.summary_name, buffer.getvalue().encode("utf-8", "surrogateescape"))
+        atomic_write_bytes(
+            self.options.out / self.options.summary_name, buffer.getvalue().encode("utf-8", "surrogateescape")
+        )
 
 
 def _summary_row(report: dict[str, Any], status: str) -> dict[str, Any]:

@@ -65,5 +65,14 @@ def _draw_legend(image: np.ndarray, threshold: float, caption: str) -> None:
     image[by : by + bar_h, bx : bx + bar_w] = bar
     tick = bx + int(threshold * (bar_w - 1))
     cv2.line(image, (tick, by - 3), (tick, by + bar_h + 2), WHITE, line)
-    cv2.putText(image, f"P(crack): 0   threshold {threshold:g}   1", (bx, by - int(5 * unit)), font, scale, WHITE, line, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        f"P(crack): 0   threshold {threshold:g}   1",
+        (bx, by - int(5 * unit)),
+        font,
+        scale,
+        WHITE,
+        line,
+        cv2.LINE_AA,
+    )
     cv2.putText(image, caption, (bx, by + bar_h + text_h - int(3 * unit)), font, scale, WHITE, line, cv2.LINE_AA)

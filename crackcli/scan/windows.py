@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from crackcli.errors import UsageError
-from crackcli.model.predictors import Predictor, softmax
 from crackcli.data.preprocess import fit_patch
 from crackcli.data.tiling import Window, crop, grid
+from crackcli.errors import UsageError
+from crackcli.model.predictors import Predictor, softmax
 
 MODES = ("auto", "patch", "dense")
 CELL = 32  # output stride of the ResNet trunks dense mode supports: one logit cell per 32 input pixels
@@ -79,7 +79,9 @@ def choose_mode(predictor: Predictor, settings: ScanSettings) -> str:
             "global operations before its head (or the file was exported without it); use --mode patch"
         )
     if settings.mode == "dense" and predictor.meta.image_size < MIN_DENSE_INPUT:
-        raise UsageError(f"--mode dense needs a model input of at least {MIN_DENSE_INPUT} px (this one: {predictor.meta.image_size}); use --mode patch")
+        raise UsageError(
+            f"--mode dense needs a model input of at least {MIN_DENSE_INPUT} px (this one: {predictor.meta.image_size}); use --mode patch"
+        )
     return settings.mode
 
 
@@ -193,5 +195,7 @@ def _overlap_weights(origins: list[int], patch: int, cells: int, cell_px: float,
     starts = np.clip(np.asarray(origins, np.float64), 0, length)
     ends = np.clip(starts + patch, 0, length)
     edges = np.arange(cells + 1) * cell_px
-    overlap = np.clip(np.minimum(ends[:, None], edges[None, 1:]) - np.maximum(starts[:, None], edges[None, :-1]), 0, None)
+    overlap = np.clip(
+        np.minimum(ends[:, None], edges[None, 1:]) - np.maximum(starts[:, None], edges[None, :-1]), 0, None
+    )
     return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)

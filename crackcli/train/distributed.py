@@ -14,6 +14,7 @@ from torch import distributed as dist
 
 from crackcli.model.devices import resolve_device
 
+
 @dataclass(frozen=True)
 class Context:
     rank: int = 0

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from torch.utils.data import DataLoader
 
 from crackcli.data.batches import EpochBatches, PatchDataset, collate
 from crackcli.data.folders import LabelledFolder, index_folder, is_split_layout
-from crackcli.io.system import usable_cpus
 from crackcli.errors import UsageError
-from crackcli.model.predictors import Predictor
+from crackcli.io.system import usable_cpus
 from crackcli.model.metrics import classification_report, confusion_matrix
+from crackcli.model.predictors import Predictor
 
 
 @dataclass
@@ -28,7 +29,9 @@ class Evaluation:
 def index_eval_folder(root: Path, classes: tuple[str, ...]) -> LabelledFolder:
     """The labelled images of ``root``, class folders matched by name to the model's ``classes``."""
     if is_split_layout(root):
-        raise UsageError(f"{root}: holds train/ and val/ folders; evaluate one split, e.g. {root / 'test'} or {root / 'val'}")
+        raise UsageError(
+            f"{root}: holds train/ and val/ folders; evaluate one split, e.g. {root / 'test'} or {root / 'val'}"
+        )
     return index_folder(root, classes=classes)
 
 

@@ -52,9 +52,7 @@ class CovarianceEstimator(nn.Module):
         self.feature_dim = feature_dim
         self.register_buffer("count", torch.zeros(num_classes, dtype=torch.float32))
         self.register_buffer("mean", torch.zeros(num_classes, feature_dim, dtype=torch.float32))
-        self.register_buffer(
-            "covariance", torch.zeros(num_classes, feature_dim, feature_dim, dtype=torch.float32)
-        )
+        self.register_buffer("covariance", torch.zeros(num_classes, feature_dim, feature_dim, dtype=torch.float32))
 
     @torch.no_grad()
     def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
@@ -225,9 +223,7 @@ class ISDALoss(_AugmentedLoss):
 
 class IGMSDALoss(_AugmentedLoss):
     def forward(self, features, labels, classifier, progress):
-        return igmsda_bound(
-            *self._prepare(features, labels, classifier), self.lam(progress), self.alpha(progress)
-        )
+        return igmsda_bound(*self._prepare(features, labels, classifier), self.lam(progress), self.alpha(progress))
 
 
 class ExplicitGMLoss(_AugmentedLoss):

@@ -16,9 +16,10 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,13 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from crackcli import __version__
-from crackcli.train import distributed
-from crackcli.io.atomic import atomic_write_bytes, remove_leftover_parts
 from crackcli.data.augment import build_augment, synthetic_cracks_for
-from crackcli.model.checkpoint import load_checkpoint, save_checkpoint
-from crackcli.train.ema import WeightAverage
-from crackcli.model.meta import ModelMeta, default_crack_class
-from crackcli.io.run_dirs import unique_run_dir
 from crackcli.data.batches import EpochBatches, PatchDataset, collate
 from crackcli.data.folders import (
     LabelledFolder,
@@ -44,11 +39,17 @@ from crackcli.data.folders import (
     require_classes,
     unreadable_note,
 )
-from crackcli.io.system import usable_cpus
 from crackcli.errors import CrackError, UsageError
-from crackcli.train.losses import Progress, build_loss
-from crackcli.model.metrics import classification_report
+from crackcli.io.atomic import atomic_write_bytes, remove_leftover_parts
+from crackcli.io.run_dirs import unique_run_dir
+from crackcli.io.system import usable_cpus
 from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
+from crackcli.model.checkpoint import load_checkpoint, save_checkpoint
+from crackcli.model.meta import ModelMeta, default_crack_class
+from crackcli.model.metrics import classification_report
+from crackcli.train import distributed
+from crackcli.train.ema import WeightAverage
+from crackcli.train.losses import Progress, build_loss
 
 PAPER_EPOCHS = 150
 FIGURES_EVERY_EPOCH_FROM_S = 20.0  # shorter epochs draw the figures once, at the end (drawing takes ~0.6 s)
@@ -96,7 +97,7 @@ class TrainConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         if values.get("milestones") is not None:
@@ -224,7 +225,9 @@ class Trainer:
         crack_class = config.crack_class or default_crack_class(self.classes)
         if crack_class is not None and crack_class not in self.classes:
             raise UsageError(f"--crack-class '{crack_class}' is not one of the classes {', '.join(self.classes)}")
-        self.meta = ModelMeta(config.backbone, self.classes, crack_class, config.image_size, IMAGENET_MEAN, IMAGENET_STD)
+        self.meta = ModelMeta(
+            config.backbone, self.classes, crack_class, config.image_size, IMAGENET_MEAN, IMAGENET_STD
+        )
         self.synthetic_cracks = synthetic_cracks_for(
             config.synthetic_cracks, self.classes, crack_class, config.synthetic_stains
         )
@@ -238,8 +241,12 @@ class Trainer:
         if cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.loss_fn = build_loss(
-            config.loss, len(self.classes), self.model.feature_dim,
-            lambda0=config.lambda0, alpha0=config.alpha0, gm_samples=config.gm_samples,
+            config.loss,
+            len(self.classes),
+            self.model.feature_dim,
+            lambda0=config.lambda0,
+            alpha0=config.alpha0,
+            gm_samples=config.gm_samples,
         ).to(self.device)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -262,7 +269,7 @@ class Trainer:
         self.run_dir = run_dir
 
     @classmethod
-    def resume(cls, checkpoint: Path, events: TrainEvents | None = None) -> "Trainer":
+    def resume(cls, checkpoint: Path, events: TrainEvents | None = None) -> Trainer:
         """Continue the run that wrote ``checkpoint`` (its ``last.pt``), in its own folder, with its options."""
         payload = load_checkpoint(checkpoint)
         if "optimizer" not in payload or "config" not in payload:
@@ -495,7 +502,9 @@ class Trainer:
             plot_curves(self.history, self.run_dir / "curves.png")
             best_report = self.best["report"]
             plot_confusion(
-                best_report["confusion_matrix"], self.classes, self.run_dir / "confusion_matrix.png",
+                best_report["confusion_matrix"],
+                self.classes,
+                self.run_dir / "confusion_matrix.png",
                 f"validation, epoch {self.best['epoch']} (macro F {best_report['f1']:.4f})",
             )
 
@@ -549,5 +558,6 @@ def parse_milestones(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise UsageError(f"--milestones takes epoch numbers separated by commas, e.g. 65,95,125; got '{text}'") from None
-
+        raise UsageError(
+            f"--milestones takes epoch numbers separated by commas, e.g. 65,95,125; got '{text}'"
+        ) from None
