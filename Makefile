@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+LINT_STAMP := $(VENV)/.lint-installed-stamp
 
-.PHONY: install test demo bench clean
+.PHONY: install test lint demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,17 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+$(LINT_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet --editable '.[test,lint]'
+	@touch $@
+
+# Style, formatting, types, and the layer contract (no module imports a layer above its own).
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: $(STAMP)
 	@bash scripts/demo.sh $(BIN)

@@ -32,8 +32,9 @@ import torch
 
 from crackcli.io.images import is_image_path
 from crackcli.model.predictors import TorchPredictor
+from crackcli.train.config import TrainConfig
 from crackcli.train.evaluate import evaluate_folder, index_eval_folder
-from crackcli.train.trainer import TrainConfig, Trainer
+from crackcli.train.trainer import Trainer
 
 LOSSES = ("ce", "focal", "isda", "gm", "igmsda")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -286,8 +287,10 @@ def report(out: Path) -> None:
             crack = [[r["test_crack"][key] for r in runs] for key in ("precision", "recall", "f1")]
             scratch_f = f"{mean_std([r['test_per_class']['scratch'] for r in runs])} | " if scratch else ""
             print(
-                f"| {size} | {loss} | {len(runs)} | {mean_std(crack[0])} | {mean_std(crack[1])} | {mean_std(crack[2])} | "
-                f"{scratch_f}{mean_std([r['test']['f1'] for r in runs])} | {mean_std(gains) if gains else '–'} | {ratio} |"
+                f"| {size} | {loss} | {len(runs)} | {mean_std(crack[0])} | {mean_std(crack[1])} | "
+                f"{mean_std(crack[2])} | "
+                f"{scratch_f}{mean_std([r['test']['f1'] for r in runs])} | {mean_std(gains) if gains else '–'} | "
+                f"{ratio} |"
             )
     alpha = [r for r in rows if r["study"] == "alpha"]
     if alpha:
@@ -298,7 +301,8 @@ def report(out: Path) -> None:
             runs = [r for r in alpha if r["alpha0"] == value]
             print(
                 f"| {value:g} | {len(runs)} | {mean_std([r['test']['f1'] for r in runs])} | "
-                f"{mean_std([r['test']['precision'] for r in runs])} | {mean_std([r['test']['recall'] for r in runs])} |"
+                f"{mean_std([r['test']['precision'] for r in runs])} | "
+                f"{mean_std([r['test']['recall'] for r in runs])} |"
             )
 
 

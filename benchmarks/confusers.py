@@ -33,7 +33,8 @@ def main() -> None:
     crack = predictor.meta.classes.index(predictor.meta.crack_class)
     photos = [synthesize(width, height, seed=1000 + i, scratches=2) for i in range(args.photos)]
     print(
-        f"model {args.model}, {args.photos} synthetic photos {width}×{height}, 224 px windows every 112 px, threshold {args.threshold}"
+        f"model {args.model}, {args.photos} synthetic photos {width}×{height}, 224 px windows every 112 px, "
+        f"threshold {args.threshold}"
     )
     for mode in args.modes.split(","):
         settings = ScanSettings(224, 112, mode=mode)
@@ -52,7 +53,8 @@ def main() -> None:
         for name, probs in groups.items():
             p = np.asarray(probs)
             print(
-                f"{mode:>5} {name:>12}: {len(p):5d} windows, called crack {np.mean(p >= args.threshold):6.1%}, mean crack prob {p.mean():.3f}"
+                f"{mode:>5} {name:>12}: {len(p):5d} windows, called crack {np.mean(p >= args.threshold):6.1%}, mean "
+                f"crack prob {p.mean():.3f}"
             )
 
 

@@ -103,7 +103,10 @@ def flatness(samples: list[tuple[int, float]], total: int) -> str:
     if not first or not last:
         return "too few samples"
     start, end = float(np.median(first)), float(np.median(last))
-    return f"RSS {start:.0f} MiB after the first tenth, {end:.0f} MiB in the last: {100 * (end - start) / (0.8 * total):+.1f} MiB per 100 photos"
+    return (
+        f"RSS {start:.0f} MiB after the first tenth, "
+        f"{end:.0f} MiB in the last: {100 * (end - start) / (0.8 * total):+.1f} MiB per 100 photos"
+    )
 
 
 def main() -> None:

@@ -88,17 +88,20 @@ def main() -> None:
         folder_jpg = run("jpg", [str(src)], work / "folder-jpg")
 
         print(
-            f"photo {args.width}x{args.height} JPEG q90, {len(windows)} patches of 224, workers={args.workers or 'auto'}"
+            f"photo {args.width}x{args.height} JPEG q90, {len(windows)} patches of 224, "
+            f"workers={args.workers or 'auto'}"
         )
         print(f"floor: decode {decode:.3f} s, PNG encodes {png_encode:.3f} s, JPEG encodes {jpg_encode:.3f} s (serial)")
         print(
             f"prepare --format png: {png:.3f} s/photo = {png / (decode + png_encode):.2f}x floor (decode + PNG encodes)"
         )
         print(
-            f"prepare --format jpg: {jpg:.3f} s/photo = {jpg / (decode + jpg_encode):.2f}x floor (decode + JPEG encodes)"
+            f"prepare --format jpg: {jpg:.3f} s/photo = {jpg / (decode + jpg_encode):.2f}x floor (decode + JPEG "
+            "encodes)"
         )
         print(
-            f"folder of {args.folder}: png {folder_png / args.folder:.3f} s/photo, jpg {folder_jpg / args.folder:.3f} s/photo"
+            f"folder of {args.folder}: png {folder_png / args.folder:.3f} s/photo, jpg "
+            f"{folder_jpg / args.folder:.3f} s/photo"
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

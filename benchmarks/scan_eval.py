@@ -5,7 +5,8 @@ Each window of the scan grid is labelled from the mask: crack if its crack-pixel
 The datasets (``../shared/data/deepcrack`` and ``crackforest``: images/ and masks/ named alike) are for
 evaluation only.
 
-    python benchmarks/scan_eval.py MODEL [--data ../shared/data/deepcrack ../shared/data/crackforest] [--modes patch,dense]
+    python benchmarks/scan_eval.py MODEL [--data ../shared/data/deepcrack ../shared/data/crackforest]
+        [--modes patch,dense]
 """
 
 from __future__ import annotations
@@ -83,14 +84,17 @@ def main() -> None:
             pooled[mode][1].append(probs[mode])
             r = figures(fractions, probs[mode], args.crack_min, args.threshold)
             print(
-                f"{root.name} {mode}: {photos} photos, {r['windows']} windows ({r['crack_windows']} crack, {r['ignored']} ignored): "
-                f"precision {r['precision']:.3f} recall {r['recall']:.3f} F {r['f1']:.3f} ({time.perf_counter() - started:.0f} s)"
+                f"{root.name} {mode}: {photos} photos, {r['windows']} windows ({r['crack_windows']} crack, "
+                f"{r['ignored']} ignored): "
+                f"precision {r['precision']:.3f} recall {r['recall']:.3f} F {r['f1']:.3f} "
+                f"({time.perf_counter() - started:.0f} s)"
             )
         if len(modes) == 2:
             a, b = (probs[m] for m in modes)
             same = ((a >= args.threshold) == (b >= args.threshold)).mean()
             print(
-                f"{root.name}: {modes[0]} and {modes[1]} decide alike on {same:.1%} of windows, mean |Δ crack prob| {np.abs(a - b).mean():.3f}"
+                f"{root.name}: {modes[0]} and {modes[1]} decide alike on {same:.1%} of windows, mean |Δ crack prob| "
+                f"{np.abs(a - b).mean():.3f}"
             )
     if len(args.data) > 1:
         for mode in modes:
@@ -98,7 +102,8 @@ def main() -> None:
                 np.concatenate(pooled[mode][0]), np.concatenate(pooled[mode][1]), args.crack_min, args.threshold
             )
             print(
-                f"all {mode}: {r['windows']} windows: precision {r['precision']:.3f} recall {r['recall']:.3f} F {r['f1']:.3f}"
+                f"all {mode}: {r['windows']} windows: precision {r['precision']:.3f} recall {r['recall']:.3f} F "
+                f"{r['f1']:.3f}"
             )
 
 

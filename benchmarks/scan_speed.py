@@ -25,10 +25,11 @@ from crackcli.io.images import read_rgb
 from crackcli.io.system import usable_cpus
 from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
 from crackcli.model.checkpoint import save_checkpoint
-from crackcli.model.export import export_checkpoint
+from crackcli.model.export import ExportOptions, export_checkpoint
 from crackcli.model.meta import ModelMeta
 from crackcli.model.predictors import OnnxPredictor
-from crackcli.scan.job import JobOptions, ScanJob
+from crackcli.scan.job import ScanJob
+from crackcli.scan.options import ScanOptions
 from crackcli.scan.windows import ScanSettings, scan_grid
 
 
@@ -38,7 +39,7 @@ def stand_in(root: Path, backbone: str, image_size: int, precision: str, calibra
     if not checkpoint.exists():
         save_checkpoint(checkpoint, meta, build_model(backbone, 2))
     return export_checkpoint(
-        checkpoint, root / f"{backbone}-{image_size}-{precision}.onnx", precision, calibrate=calibration
+        checkpoint, root / f"{backbone}-{image_size}-{precision}.onnx", ExportOptions(precision, calibrate=calibration)
     ).path
 
 
@@ -53,7 +54,7 @@ def calibration_folder(root: Path, photo: np.ndarray) -> Path:
 
 def time_job(model: Path, photo: Path, mode: str, out: Path, repeats: int) -> tuple[float, dict]:
     predictor = OnnxPredictor(model, "cpu")
-    job = ScanJob(predictor, JobOptions(ScanSettings(224, 112, mode=mode), out, overwrite=True))
+    job = ScanJob(predictor, ScanOptions(patch=224, stride=112, mode=mode, force=True), out)
     best, report = float("inf"), {}
     for _ in range(repeats):
         reports: list[dict] = []
@@ -88,7 +89,8 @@ def main() -> None:
 
     rgb = read_rgb(args.photo)
     print(
-        f"photo {args.photo} {rgb.shape[1]}×{rgb.shape[0]}, {usable_cpus()} CPUs, torch threads {torch.get_num_threads()}"
+        f"photo {args.photo} {rgb.shape[1]}×{rgb.shape[0]}, {usable_cpus()} CPUs, torch threads "
+        f"{torch.get_num_threads()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -112,12 +114,14 @@ def main() -> None:
                 rows.append((label, mode, seconds))
                 print(
                     f"{label} {mode:>5}: {seconds:6.2f} s end to end (decode {timing['decode']:.2f}, "
-                    f"inference {timing['inference']:.2f}, render {timing['render']:.2f}), {report['summary']['windows']} windows"
+                    f"inference {timing['inference']:.2f}, render {timing['render']:.2f}), "
+                    f"{report['summary']['windows']} windows"
                 )
         per_window, windows = naive_per_window_s(rgb, args.naive_sample)
         naive = per_window * windows
         print(
-            f"naive torch-eager ResNet50, one window at a time: {per_window * 1000:.0f} ms/window × {windows} = {naive:.0f} s (sampled {args.naive_sample})"
+            f"naive torch-eager ResNet50, one window at a time: {per_window * 1000:.0f} ms/window × {windows} = "
+            f"{naive:.0f} s (sampled {args.naive_sample})"
         )
         for label, mode, seconds in rows:
             print(f"  speed-up of {label} {mode} over naive: {naive / seconds:.0f}×")

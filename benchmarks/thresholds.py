@@ -5,7 +5,8 @@ A crack threshold trades patches against photos: raising it removes false alarms
 range of thresholds, from one pass over each data set, so a model's whole trade-off is visible (and a
 threshold for `crack scan --threshold` can be chosen on data of one's own).
 
-    python benchmarks/thresholds.py MODEL [--val ../shared/data/ccic/val] [--photos ../shared/data/deepcrack ../shared/data/crackforest]
+    python benchmarks/thresholds.py MODEL [--val ../shared/data/ccic/val]
+        [--photos ../shared/data/deepcrack ../shared/data/crackforest]
 """
 
 from __future__ import annotations
@@ -55,14 +56,16 @@ def main() -> None:
 
     start, stop, step = (float(v) for v in args.thresholds.split(":"))
     print(
-        f"model {args.model}; patches: {args.val} ({len(is_crack)}); photos: {', '.join(p.name for p in args.photos)} (patch mode)"
+        f"model {args.model}; patches: {args.val} ({len(is_crack)}); photos: "
+        f"{', '.join(p.name for p in args.photos)} (patch mode)"
     )
     print("threshold | patch macro F | clean patches called crack | cracks missed | window P / R / F")
     for threshold in np.arange(start, stop + step / 2, step):
         f, false_alarms, misses = patch_macro_f(patch_probs, is_crack, threshold)
         w = figures(fractions, window_probs, args.crack_min, threshold)
         print(
-            f"{threshold:.3f} | {f:.4f} | {false_alarms} | {misses} | {w['precision']:.3f} / {w['recall']:.3f} / {w['f1']:.3f}"
+            f"{threshold:.3f} | {f:.4f} | {false_alarms} | {misses} | {w['precision']:.3f} / {w['recall']:.3f} / "
+            f"{w['f1']:.3f}"
         )
 
 

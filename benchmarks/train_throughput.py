@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from crackcli.train.trainer import TrainConfig, Trainer
+from crackcli.train.config import TrainConfig
+from crackcli.train.trainer import Trainer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ccic"
 

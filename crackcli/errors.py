@@ -1,4 +1,13 @@
-"""Errors a user can cause and fix; the CLI prints them as one line, never a traceback."""
+"""Errors a user can cause and fix; the CLI prints them as one line, never a traceback.
+
+Messages name the settings they are about by field name in backticks (`` `max_pixels` ``), the names a
+library caller passes; the command line shows each as its flag (``--max-pixels``), so one message
+serves both.
+"""
+
+from __future__ import annotations
+
+_NO_VALUE = object()
 
 
 class CrackError(Exception):
@@ -6,4 +15,19 @@ class CrackError(Exception):
 
 
 class UsageError(CrackError):
-    """The command line asks for something impossible; the CLI exits with status 2."""
+    """The caller asks for something impossible; the CLI exits with status 2."""
+
+
+class OptionError(UsageError):
+    """A setting whose value cannot work: names the field (and the value), what is wrong and the fix."""
+
+    def __init__(self, field: str, problem: str, value: object = _NO_VALUE) -> None:
+        self.field = field
+        self.problem = problem
+        shown = "" if value is _NO_VALUE else f" {value}"
+        super().__init__(f"{setting(field)}{shown}: {problem}")
+
+
+def setting(field: str) -> str:
+    """How a message names a setting: its field name in backticks, shown as a flag on the command line."""
+    return f"`{field}`"

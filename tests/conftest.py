@@ -79,7 +79,8 @@ def crack_model(tmp_path_factory):
     Returns (checkpoint, onnx file, patch folders).
     """
     from crackcli.model.export import export_checkpoint
-    from crackcli.train.trainer import TrainConfig, Trainer
+    from crackcli.train.config import TrainConfig
+    from crackcli.train.trainer import Trainer
 
     root = tmp_path_factory.mktemp("crack_model")
     data = write_patch_folders(root / "patches", {"train": 64, "val": 16}, size=64)

@@ -47,7 +47,8 @@ def test_two_process_estimator_equals_one_process_on_union(tmp_path):
 def train_worker(rank: int, world: int, port: int, data: str, out_dir: str) -> None:
     import os
 
-    from crackcli.train.trainer import TrainConfig, Trainer
+    from crackcli.train.config import TrainConfig
+    from crackcli.train.trainer import Trainer
 
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)

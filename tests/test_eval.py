@@ -8,7 +8,8 @@ from conftest import write_patch_folders
 from typer.testing import CliRunner
 
 from crackcli.cli import app
-from crackcli.train.trainer import TrainConfig, Trainer
+from crackcli.train.config import TrainConfig
+from crackcli.train.trainer import Trainer
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from crackcli.cli import app
 from crackcli.errors import CrackError
 from crackcli.model.backbones import build_model
 from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from crackcli.model.export import export_checkpoint
+from crackcli.model.export import ExportOptions, export_checkpoint
 from crackcli.model.meta import ModelMeta
 from crackcli.model.onnx_files import load_checked
 from crackcli.model.predictors import OnnxPredictor, TorchPredictor
@@ -54,7 +54,7 @@ def test_export_cli_refuses_to_overwrite_and_info_reads_the_file(crack_model, tm
 
 def test_int8_export_reports_the_accuracy_change_on_the_calibration_folder(crack_model, tmp_path):
     checkpoint, _, data = crack_model
-    report = export_checkpoint(checkpoint, tmp_path / "m.int8.onnx", "int8", calibrate=data / "val")
+    report = export_checkpoint(checkpoint, tmp_path / "m.int8.onnx", ExportOptions("int8", calibrate=data / "val"))
     assert set(report.accuracy) == {"fp32", "int8"}
     assert report.accuracy["fp32"]["f1"] - report.accuracy["int8"]["f1"] <= 0.1
     model = OnnxPredictor(report.path, "cpu")
@@ -63,7 +63,7 @@ def test_int8_export_reports_the_accuracy_change_on_the_calibration_folder(crack
 
 def test_fp16_export_keeps_uint8_input_and_float_outputs(crack_model, tmp_path):
     checkpoint, _, _ = crack_model
-    report = export_checkpoint(checkpoint, tmp_path / "m.fp16.onnx", "fp16")
+    report = export_checkpoint(checkpoint, tmp_path / "m.fp16.onnx", ExportOptions("fp16"))
     probs = OnnxPredictor(report.path, "cpu").predict(patches(4))
     assert probs.dtype == np.float32 and np.allclose(probs.sum(1), 1, atol=1e-3)
     assert report.size_bytes < 0.6 * (checkpoint.stat().st_size)

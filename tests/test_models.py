@@ -101,7 +101,7 @@ def test_imagenet_download_failure_names_url_and_fix(monkeypatch):
         raise OSError("no network")
 
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
-    with pytest.raises(CrackError, match=r"--weights PATH") as info:
+    with pytest.raises(CrackError, match=r"`weights` PATH") as info:
         build_model("resnet18", num_classes=2, weights="imagenet")
     assert "https://" in str(info.value)
 

@@ -14,8 +14,9 @@ from crackcli.errors import CrackError, UsageError
 from crackcli.model.backbones import build_model
 from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, save_release
 from crackcli.model.export import training_summary
+from crackcli.train.config import TrainConfig
 from crackcli.train.losses import LOSSES
-from crackcli.train.trainer import TrainConfig, Trainer, TrainingStopped
+from crackcli.train.trainer import Trainer, TrainingStopped
 
 runner = CliRunner()
 

@@ -10,20 +10,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from crackcli.cli.app import (
-    EXIT_FAILED_INPUTS,
-    app,
-    err,
-    finish_by_rerunning,
-    progress_bar,
-    report_failures,
-    user_errors,
-)
-from crackcli.errors import UsageError
+from crackcli.cli.console import EXIT_FAILED_INPUTS, ProgressView, err, finish_by_rerunning, print_error
 
 
-@app.command()
-@user_errors
 def prepare(
     sources: Annotated[list[str], typer.Argument(help="Photos, folders (searched recursively) or globs.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for patches and manifest.csv.")],
@@ -73,13 +62,12 @@ def prepare(
         overwrite=overwrite,
         max_pixels=max_pixels,
     )
-    preparer = Preparer(options)
-    photos, planned = preparer.plan(sources)
     hint = f"the patches written so far are whole and kept in {out}; run the same command again to finish"
-    with finish_by_rerunning(hint), progress_bar(len(photos), "prepare", quiet or as_json) as advance:
-        preparer.progress = advance
-        summary = preparer.execute(photos, planned)
-    report_failures(summary.failures)
+    with finish_by_rerunning(hint), ProgressView("prepare", quiet or as_json) as view:
+        preparer = Preparer(options, view)
+        summary = preparer.execute(*preparer.plan(sources))
+    for _, message in summary.failures:
+        print_error(message)
     result = summary.as_dict()
     if as_json:
         print(json.dumps(result))
@@ -99,8 +87,6 @@ def prepare(
         raise typer.Exit(EXIT_FAILED_INPUTS)
 
 
-@app.command()
-@user_errors
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder for images/, masks/ (cracks) and scratches/.")],
     count: Annotated[int, typer.Option(help="Number of photos.")] = 4,
@@ -114,7 +100,5 @@ def synth(
     """Write synthetic concrete photos with crack and scratch masks (for tests, demos, studies)."""
     from crackcli.data.synth import write_synthetic_set
 
-    if image_format not in ("jpg", "png") or count < 1 or width < 16 or height < 16:
-        raise UsageError("synth needs --format jpg|png, --count ≥ 1 and a size of at least 16×16")
-    written = write_synthetic_set(out, count, width, height, seed, f".{image_format}", quality, overwrite)
+    written = write_synthetic_set(out, count, width, height, seed, image_format, quality, overwrite)
     print(f"wrote {len(written)} photos to {out / 'images'} with masks in {out / 'masks'}", file=sys.stderr)

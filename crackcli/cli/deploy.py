@@ -9,38 +9,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from crackcli.cli.app import (
-    EXIT_FAILED_INPUTS,
-    app,
-    err,
-    finish_by_rerunning,
-    print_error,
-    progress_bar,
-    user_errors,
-)
-from crackcli.errors import CrackError, UsageError
-from crackcli.model.shipped import default_model, model_folders
+from crackcli.cli.console import EXIT_FAILED_INPUTS, ProgressView, err, finish_by_rerunning, print_error
+from crackcli.errors import UsageError
+from crackcli.scan.events import ScanEvents
 
 EXIT_CRACK_FOUND = 3
 
 
-def resolve_model(model: Path | None) -> Path:
-    """``--model``, else ``$CRACK_MODEL``, else the shipped default model."""
-    found = model or default_model()
-    if found is None:
-        raise UsageError(
-            f"no default model in {' or '.join(str(f) for f in model_folders())}; "
-            "pass --model FILE (.onnx from crack export or a .pt checkpoint) or set $CRACK_MODEL"
-        )
-    return found
-
-
-@app.command()
-@user_errors
 def export(
     checkpoint: Annotated[
         Path, typer.Argument(help="A .pt checkpoint from crack train (e.g. runs/train/exp/best.pt).")
@@ -59,25 +38,28 @@ def export(
     scan_mode: Annotated[
         str,
         typer.Option(
-            help="What crack scan --mode auto uses with this file: patch, or dense once you measured that it agrees (benchmarks/scan_eval.py)."
+            help="What crack scan --mode auto uses with this file: patch, or dense once you measured that it "
+            "agrees (benchmarks/scan_eval.py)."
         ),
     ] = "patch",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the export report as one JSON object.")] = False,
 ) -> None:
     """Write a checkpoint as one ONNX file with its metadata, checked against PyTorch with ONNX Runtime."""
-    from crackcli.model.export import export_checkpoint
+    from crackcli.model.export import ExportOptions, export_checkpoint
 
     if fp16 and int8:
         raise UsageError("choose one of --fp16 and --int8")
     precision = "fp16" if fp16 else "int8" if int8 else "fp32"
     target = out or checkpoint.with_suffix(".onnx" if precision == "fp32" else f".{precision}.onnx")
-    report = export_checkpoint(checkpoint, target, precision, opset, calibrate, overwrite=force, scan_mode=scan_mode)
+    options = ExportOptions(precision, opset, calibrate, force, scan_mode)
+    report = export_checkpoint(checkpoint, target, options)
     if as_json:
         print(json.dumps({**report.__dict__, "path": str(report.path)}))
         return
     lines = [
-        f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB, {report.precision}, dense output: {'yes' if report.dense else 'no'})"
+        f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB, {report.precision}, "
+        f"dense output: {'yes' if report.dense else 'no'})"
     ]
     if report.max_prob_delta is not None:
         lines.append(f"parity with PyTorch on {report.check_images} patches: max |Δprob| {report.max_prob_delta:.2e}")
@@ -91,8 +73,6 @@ def export(
         err.print(line, highlight=False, soft_wrap=True)
 
 
-@app.command()
-@user_errors
 def scan(
     inputs: Annotated[
         list[str], typer.Argument(help="Photos, folders, globs, or - to read paths (one per line) from stdin.")
@@ -110,7 +90,8 @@ def scan(
     mode: Annotated[
         str,
         typer.Option(
-            help="auto (the mode the model file records; patch for the default model), patch (classify every window) or dense (one trunk pass per photo)."
+            help="auto (the mode the model file records; patch for the default model), patch (classify every "
+            "window) or dense (one trunk pass per photo)."
         ),
     ] = "auto",
     batch: Annotated[int, typer.Option(help="Windows per inference call in patch mode.")] = 64,
@@ -139,82 +120,78 @@ def scan(
     3 with --fail-on-crack when a crack was found and nothing failed, 130 interrupted (re-run with the same --out
     to scan the rest).
     """
-    from crackcli.io.inputs import collect_inputs, parse_shard, read_path_list, safe_stems, take_shard
-    from crackcli.io.run_dirs import unique_run_dir
-    from crackcli.model.predictors import load_predictor
-    from crackcli.scan.job import JobOptions, ScanJob
-    from crackcli.scan.windows import ScanSettings
+    from crackcli.io.inputs import parse_shard, read_path_list
+    from crackcli.scan.api import ScanOptions, plan_scan
 
-    shard_index, shard_count = parse_shard(shard) if shard else (0, 1)
     sources = [line for item in inputs for line in (read_path_list(sys.stdin) if item == "-" else [item])]
     if not sources:
         raise UsageError("no inputs: pass photos, folders or globs, or - with paths on stdin")
-    try:
-        predictor = load_predictor(resolve_model(model), device)
-    except CrackError as exc:  # nothing can be scanned without a model: a usage error, not a failed input
-        raise UsageError(str(exc)) from None
-    fallback = getattr(predictor, "fallback", None)
+    options = ScanOptions(
+        model=model,
+        device=device,
+        out=out,
+        patch=patch,
+        stride=stride,
+        threshold=threshold,
+        mode=mode,
+        batch=batch,
+        overlay=overlay,
+        overlay_max_side=overlay_size,
+        crack_class=crack_class,
+        shard=parse_shard(shard) if shard else (0, 1),
+        force=force,
+        max_pixels=max_pixels,
+    )
+    planned = plan_scan(sources, options)
+    fallback = getattr(planned.predictor, "fallback", None)
     if fallback and device == "cuda":
         print_error(f"warning: --device cuda, but running on the CPU: {fallback}")
     elif fallback:
         print_error(f"note: a GPU is present but ONNX Runtime runs on the CPU: {fallback}")
-    window = patch or predictor.meta.patch_size
-    settings = ScanSettings(patch=window, stride=stride or max(1, window // 2), batch=batch, mode=mode)
-
-    target = out or Path("runs/scan/exp")
-    paths, failures = collect_inputs(sources, target)
-    if not paths and not failures:
-        raise UsageError(f"no photos found in {', '.join(sources)}; pass image files or folders holding them")
-    photos = take_shard(list(zip(paths, safe_stems(paths))), shard_index, shard_count)
-    summary_name = f"summary-{shard_index}-of-{shard_count}.csv" if shard_count > 1 else "summary.csv"
-    if out is None:
-        target = unique_run_dir(Path("runs/scan"), "exp")
-    options = JobOptions(
-        settings=settings,
-        out=target,
-        threshold=threshold,
-        crack_class=crack_class,
-        overlay=overlay,
-        overlay_max_side=overlay_size,
-        max_pixels=max_pixels,
-        overwrite=force,
-        summary_name=summary_name,
-    )
-    job = ScanJob(predictor, options)
+    settings = planned.job.settings
     if not quiet:
         err.print(
-            f"scanning {len(photos)} photos with {predictor.describe()}, {job.mode} mode, "
-            f"{window} px windows every {settings.stride} px → {target}",
+            f"scanning {len(planned.photos)} photos with {planned.predictor.describe()}, {planned.job.mode} mode, "
+            f"{settings.patch} px windows every {settings.stride} px → {planned.out}",
             highlight=False,
             soft_wrap=True,
         )
-    for _, message in failures:
-        print_error(message)
+    hint = f"the photos scanned so far are kept in {planned.out}; run again with --out {planned.out} to scan the rest"
+    with finish_by_rerunning(hint), ScanView(quiet, as_json) as view:
+        result = planned.run(view)
+    if not quiet:
+        kept = f", {result.kept} kept from an earlier run (--force redoes them)" if result.kept else ""
+        err.print(
+            f"{result.scanned} scanned{kept}, {result.failed} failed, "
+            f"{result.with_cracks} with cracks; summary: {planned.out / options.summary_name}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result.failed:
+        raise typer.Exit(EXIT_FAILED_INPUTS)
+    if fail_on_crack and result.with_cracks:
+        raise typer.Exit(EXIT_CRACK_FOUND)
 
-    def show(report: dict) -> None:
-        if as_json:
+
+class ScanView(ProgressView, ScanEvents):
+    """Each photo's report as a JSON line on stdout (``as_json``) or a summary line on stderr; failures as errors."""
+
+    def __init__(self, quiet: bool, as_json: bool) -> None:
+        super().__init__("scan", quiet or as_json)
+        self.quiet = quiet
+        self.as_json = as_json
+
+    def photo_scanned(self, report: dict[str, Any]) -> None:
+        if self.as_json:
             print(json.dumps(report), flush=True)
-        elif not quiet:
+        elif not self.quiet:
             s = report["summary"]
             err.print(
-                f"{report['image']}: {s['crack_windows']}/{s['windows']} crack windows, max {s['max_crack_prob']:.2f}, "
-                f"{len(s['regions'])} regions",
+                f"{report['image']}: {s['crack_windows']}/{s['windows']} crack windows, "
+                f"max {s['max_crack_prob']:.2f}, {len(s['regions'])} regions",
                 highlight=False,
                 soft_wrap=True,
             )
 
-    hint = f"the photos scanned so far are kept in {target}; run again with --out {target} to scan the rest"
-    with finish_by_rerunning(hint), progress_bar(len(photos), "scan", quiet or as_json) as advance:
-        result = job.run(photos, on_report=show, on_error=print_error, progress=advance)
-    if not quiet:
-        kept = f", {result.kept} kept from an earlier run (--force redoes them)" if result.kept else ""
-        err.print(
-            f"{result.scanned} scanned{kept}, {result.failed + len(failures)} failed, "
-            f"{result.with_cracks} with cracks; summary: {target / summary_name}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    if result.failed or failures:
-        raise typer.Exit(EXIT_FAILED_INPUTS)
-    if fail_on_crack and result.with_cracks:
-        raise typer.Exit(EXIT_CRACK_FOUND)
+    def photo_failed(self, message: str) -> None:
+        print_error(message)

@@ -10,11 +10,9 @@ import typer
 from rich.table import Table
 
 from crackcli import __version__
-from crackcli.cli.app import app, out, user_errors
+from crackcli.cli.console import out
 
 
-@app.command()
-@user_errors
 def info(
     model: Annotated[Path | None, typer.Argument(help="A model file (.onnx or .pt) to describe instead.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,

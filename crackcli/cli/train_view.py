@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crackcli.cli.app import err, print_error
-from crackcli.train.trainer import TrainEvents
+from crackcli.cli.console import err, print_error
+from crackcli.train.events import TrainEvents
 
 
 class ConsoleEvents(TrainEvents):
@@ -17,11 +17,10 @@ class ConsoleEvents(TrainEvents):
         self.live = live and err.is_terminal
         self.bar: Any = None
         self.task: Any = None
-        self.loss = 0.0
         self.images = 0
         self.started_at = 0.0
 
-    def started(self, run_dir: Path, summary: dict[str, Any]) -> None:
+    def run_started(self, run_dir: Path, summary: dict[str, Any]) -> None:
         counts = ", ".join(f"{name} {n}" for name, n in summary["train_images"].items())
         err.print(
             f"training in {run_dir}: {counts} ({summary['layout']}, {summary['val_images']} for validation), "
@@ -58,8 +57,9 @@ class ConsoleEvents(TrainEvents):
             self.bar.stop()
             self.bar = None
         err.print(
-            f"epoch {row['epoch']}: loss {row['train_loss']:.4f}  val F {row['val_f1']:.4f}  acc {row['val_accuracy']:.4f}  "
-            f"lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  {row['seconds']:.1f} s",
+            f"epoch {row['epoch']}: loss {row['train_loss']:.4f}  val F {row['val_f1']:.4f}  "
+            f"acc {row['val_accuracy']:.4f}  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  "
+            f"{row['seconds']:.1f} s",
             highlight=False,
         )
 

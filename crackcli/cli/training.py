@@ -9,21 +9,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from crackcli.cli.app import (
-    EXIT_FAILED_INPUTS,
-    app,
-    err,
-    finish_by_rerunning,
-    out,
-    print_error,
-    progress_bar,
-    user_errors,
-)
+from crackcli.cli.console import EXIT_FAILED_INPUTS, ProgressView, err, finish_by_rerunning, out, print_error
 from crackcli.errors import UsageError
 
 
-@app.command()
-@user_errors
 def train(
     data: Annotated[
         Path | None,
@@ -32,7 +21,8 @@ def train(
     backbone: Annotated[
         str,
         typer.Option(
-            help="resnet18/34/50/101, vgg16, vgg16_bn, mobilenet_v2, shufflenet_v2_x0_5/x1_0, mobilenet_v3_small/large, efficientnet_b0."
+            help="resnet18/34/50/101, vgg16, vgg16_bn, mobilenet_v2, shufflenet_v2_x0_5/x1_0, "
+            "mobilenet_v3_small/large, efficientnet_b0."
         ),
     ] = "resnet50",
     weights: Annotated[str, typer.Option(help="Start from: none, imagenet (download) or a .pt file.")] = "imagenet",
@@ -56,19 +46,22 @@ def train(
     synthetic_cracks: Annotated[
         float,
         typer.Option(
-            help="Share of no_crack training patches given a painted hairline crack and trained as crack (0-1; the default model used 0.15)."
+            help="Share of no_crack training patches given a painted hairline crack and trained as crack "
+            "(0-1; the default model used 0.15)."
         ),
     ] = 0.0,
     synthetic_stains: Annotated[
         float,
         typer.Option(
-            help="Share of no_crack training patches given dark blots (pits, stains) that stay no_crack, so painted hairlines teach shape, not darkness (the default model used 0.15)."
+            help="Share of no_crack training patches given dark blots (pits, stains) that stay no_crack, so "
+            "painted hairlines teach shape, not darkness (the default model used 0.15)."
         ),
     ] = 0.0,
     ema: Annotated[
         float,
         typer.Option(
-            help="Validate, save and export a moving average of the weights with this decay per step (e.g. 0.998; 0: off)."
+            help="Validate, save and export a moving average of the weights with this decay per step "
+            "(e.g. 0.998; 0: off)."
         ),
     ] = 0.0,
     val_fraction: Annotated[float, typer.Option(help="Share held out (by photo) when DATA has no val/ folder.")] = 0.2,
@@ -93,7 +86,8 @@ def train(
 ) -> None:
     """Train a crack classifier on labelled patches with IGMSDA (the paper's recipe by default)."""
     from crackcli.cli.train_view import ConsoleEvents, QuietEvents
-    from crackcli.train.trainer import TrainConfig, Trainer, parse_milestones
+    from crackcli.train.config import TrainConfig, parse_milestones
+    from crackcli.train.trainer import Trainer
 
     events = QuietEvents() if quiet else ConsoleEvents(live=True)
     if resume is not None:
@@ -141,15 +135,13 @@ def train(
             raise
         with finish_by_rerunning(f"continue with: crack train --resume {trainer.run_dir / 'last.pt'}"):
             raise
-    if trainer.context.is_main:
+    if result.run_dir is not None:  # rank 0 alone writes, and speaks
         err.print(
             f"best val macro F {result.best_f1:.4f} at epoch {result.best_epoch}: {result.run_dir / 'best.pt'}",
             highlight=False,
         )
 
 
-@app.command(name="eval")
-@user_errors
 def evaluate(
     model: Annotated[Path, typer.Argument(help="A .pt checkpoint from crack train.")],
     data: Annotated[Path, typer.Argument(help="A folder of class folders named like the model's classes.")],
@@ -163,12 +155,10 @@ def evaluate(
     from crackcli.model.predictors import load_predictor
     from crackcli.train.evaluate import evaluate_folder, index_eval_folder
 
-    if batch < 1:
-        raise UsageError("--batch must be at least 1")
     predictor = load_predictor(model, device)
     folder = index_eval_folder(data, predictor.meta.classes)
-    with progress_bar(len(folder.samples), "eval", quiet or as_json) as advance:
-        result = evaluate_folder(predictor, folder, batch, workers, advance)
+    with ProgressView("eval", quiet or as_json) as view:
+        result = evaluate_folder(predictor, folder, batch, workers, view)
     for message in result.unreadable:
         print_error(f"skipped: {message}")
     report = result.report

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from crackcli.errors import UsageError
+from crackcli.errors import OptionError
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 AUGMENTS = ("paper", "field", "none")
@@ -146,23 +146,18 @@ class SyntheticCracks:
 def synthetic_cracks_for(
     share: float, classes: tuple[str, ...], crack_class: str | None, stain_share: float = 0.0
 ) -> SyntheticCracks | None:
-    """The ``--synthetic-cracks`` / ``--synthetic-stains`` painting for these classes; None when both shares are 0."""
-    for option, value in (("--synthetic-cracks", share), ("--synthetic-stains", stain_share)):
-        if not 0 <= value <= 1:
-            raise UsageError(f"{option} must be a share between 0 and 1, not {value}")
-    if share + stain_share > 1:
-        raise UsageError(
-            f"--synthetic-cracks {share} and --synthetic-stains {stain_share} add up to more than all clean patches"
-        )
+    """The painting of `synthetic_cracks` / `synthetic_stains` (shares of clean patches, checked by the
+    training configuration) for these classes; None when both shares are 0."""
     if share == 0 and stain_share == 0:
         return None
     clean = "no_crack" if "no_crack" in classes else None
     if clean is None and len(classes) == 2 and crack_class in classes:
         clean = classes[1 - classes.index(crack_class)]
     if crack_class is None or crack_class not in classes or clean is None or clean == crack_class:
-        raise UsageError(
-            f"--synthetic-cracks/--synthetic-stains need a crack class and a clean class named no_crack (classes: {', '.join(classes)}); "
-            "rename the clean folder to no_crack or pass --crack-class"
+        raise OptionError(
+            "synthetic_cracks",
+            f"painting needs a crack class and a clean class named no_crack (classes: {', '.join(classes)}); "
+            "rename the clean folder to no_crack or pass `crack_class`",
         )
     return SyntheticCracks(share, classes.index(clean), classes.index(crack_class), stain_share)
 
@@ -175,4 +170,4 @@ def build_augment(name: str) -> Augment | None:
         return field_conditions
     if name == "none":
         return None
-    raise UsageError(f"unknown augmentation '{name}': choose one of {', '.join(AUGMENTS)}")
+    raise OptionError("augment", f"unknown augmentation; choose one of {', '.join(AUGMENTS)}", f"'{name}'")

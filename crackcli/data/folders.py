@@ -95,7 +95,7 @@ def holdout_split(
 ) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
     """Train and validation samples, whole groups (source photos) on one side, about ``fraction`` held out per class."""
     if not 0 < fraction < 1:
-        raise UsageError(f"--val-fraction must be between 0 and 1, got {fraction}")
+        raise ValueError(f"fraction must lie between 0 and 1, not {fraction}")
     by_class: dict[int, list[str]] = defaultdict(list)
     for (_, label), group in zip(samples, groups):
         if group not in by_class[label]:
@@ -136,5 +136,5 @@ def require_classes(folder: LabelledFolder, what: str) -> None:
 def unreadable_note(unreadable: Sequence[tuple[Path, str]]) -> CrackError:
     """The error for ``--strict`` when some files are not images."""
     return CrackError(
-        f"{len(unreadable)} unreadable image(s), first: {unreadable[0][1]} (remove them or drop --strict)"
+        f"{len(unreadable)} unreadable image(s), first: {unreadable[0][1]} (remove them or drop `strict`)"
     )

@@ -13,15 +13,16 @@ import random
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from crackcli.data.tiling import EDGE_RULES, Window, crop, grid
-from crackcli.errors import CrackError, UsageError
+from crackcli.errors import CrackError, OptionError
 from crackcli.io.atomic import atomic_writer
 from crackcli.io.images import (
     DEFAULT_MAX_PIXELS,
@@ -32,6 +33,7 @@ from crackcli.io.images import (
 )
 from crackcli.io.inputs import collect_inputs, safe_name, safe_stems
 from crackcli.io.interrupts import DeferredInterrupt
+from crackcli.io.progress import JobEvents
 from crackcli.io.system import usable_cpus
 
 LABEL_MODES = ("folder", "mask", "none")
@@ -58,6 +60,32 @@ class PrepareOptions:
     overwrite: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
 
+    def __post_init__(self) -> None:
+        if self.size < 8:
+            raise OptionError("size", "patches must be at least 8 pixels", self.size)
+        if self.stride is not None and self.stride < 1:
+            raise OptionError("stride", "must be at least 1 pixel", self.stride)
+        if self.edge not in EDGE_RULES:
+            raise OptionError("edge", f"choose one of {', '.join(EDGE_RULES)}", self.edge)
+        if self.labels not in LABEL_MODES:
+            raise OptionError("labels", f"choose one of {', '.join(LABEL_MODES)}", self.labels)
+        if self.labels == "mask" and (self.masks is None or not self.masks.is_dir()):
+            raise OptionError("labels", "needs `masks` DIR, an existing folder of same-stem mask files", "mask")
+        if self.class_masks and self.labels != "mask":
+            raise OptionError("class_masks", "needs `labels=mask` (and `masks` for the cracks)")
+        names = [name for name, _ in self.class_masks]
+        for name, folder in self.class_masks:
+            if names.count(name) > 1:
+                raise OptionError("class_masks", "given twice; name each class once", name)
+            if not folder.is_dir():
+                raise OptionError(
+                    "class_masks", "not a folder; give a folder of same-stem mask files", f"{name}={folder}"
+                )
+        if self.split is not None:
+            check_split(self.split)
+        if self.image_format not in ("png", "jpg"):
+            raise OptionError("image_format", "choose png or jpg", self.image_format)
+
 
 @dataclass
 class Photo:
@@ -77,7 +105,7 @@ class PrepareSummary:
     ambiguous: int = 0  # mask fraction between 0 and --crack-min
     failures: list[tuple[str, str]] = field(default_factory=list)  # (input, message)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
         per_split: dict[str, dict[str, int]] = {}
         for (split, label), count in sorted(self.patches.items()):
             per_split.setdefault(split or "all", {})[label or "unlabelled"] = count
@@ -93,14 +121,19 @@ class PrepareSummary:
         }
 
 
+def check_split(ratios: tuple[float, ...], shown: object = None) -> None:
+    """Two or three ratios (train, val, test), none negative, train above zero."""
+    if not 2 <= len(ratios) <= 3 or any(r < 0 for r in ratios) or ratios[0] <= 0:
+        raise OptionError("split", "give train:val[:test] ratios such as 3:1:1", shown or ":".join(map(str, ratios)))
+
+
 def parse_split(text: str) -> tuple[float, ...]:
     """``"3:1:1"`` -> (0.6, 0.2, 0.2); two parts mean train:val."""
     try:
-        parts = [float(p) for p in text.split(":")]
+        parts = tuple(float(p) for p in text.split(":"))
     except ValueError:
-        parts = []
-    if not 2 <= len(parts) <= 3 or any(p < 0 for p in parts) or sum(parts) <= 0 or parts[0] <= 0:
-        raise UsageError(f"--split '{text}': give train:val[:test] ratios such as 3:1:1")
+        parts = ()
+    check_split(parts, f"'{text}'")
     total = sum(parts)
     return tuple(p / total for p in parts)
 
@@ -147,9 +180,10 @@ def parse_class_mask(text: str) -> tuple[str, Path]:
     name, sep, folder = text.partition("=")
     name = name.strip()
     if not sep or not name or not folder or safe_name(name) != name or name in (CRACK, NO_CRACK):
-        raise UsageError(
-            f"--class-mask '{text}': give CLASS=FOLDER with a plain class name other than crack or no_crack, "
-            "e.g. scratch=masks/scratches"
+        raise OptionError(
+            "class_masks",
+            "give CLASS=FOLDER with a plain class name other than crack or no_crack, e.g. scratch=masks/scratches",
+            f"'{text}'",
         )
     return name, Path(folder)
 
@@ -189,29 +223,11 @@ def label_windows(
 
 
 class Preparer:
-    """Runs one `crack prepare` job; ``progress(advance)`` is called once per photo finished."""
+    """Runs one `crack prepare` job; ``events`` hears of each photo finished and of each failure."""
 
-    def __init__(self, options: PrepareOptions, progress: Callable[[int], None] | None = None) -> None:
-        if options.edge not in EDGE_RULES:
-            raise UsageError(f"--edge {options.edge}: choose one of {', '.join(EDGE_RULES)}")
-        if options.labels not in LABEL_MODES:
-            raise UsageError(f"--labels {options.labels}: choose one of {', '.join(LABEL_MODES)}")
-        if options.labels == "mask" and (options.masks is None or not options.masks.is_dir()):
-            raise UsageError("--labels mask needs --masks DIR, an existing folder of same-stem mask files")
-        if options.class_masks and options.labels != "mask":
-            raise UsageError("--class-mask needs --labels mask (and --masks for the cracks)")
-        names = [name for name, _ in options.class_masks]
-        for name, folder in options.class_masks:
-            if names.count(name) > 1:
-                raise UsageError(f"--class-mask {name}: given twice; name each class once")
-            if not folder.is_dir():
-                raise UsageError(f"--class-mask {name}={folder}: not a folder; give a folder of same-stem mask files")
-        if options.size < 8 or (options.stride is not None and options.stride < 1):
-            raise UsageError("--size must be at least 8 and --stride at least 1")
-        if options.image_format not in ("png", "jpg"):
-            raise UsageError(f"--format {options.image_format}: choose png or jpg")
+    def __init__(self, options: PrepareOptions, events: JobEvents | None = None) -> None:
         self.options = options
-        self.progress = progress or (lambda advance: None)
+        self.events = events or JobEvents()
         self.suffix = f".{options.image_format}"
 
     def plan(self, sources: Iterable[str]) -> tuple[list[Photo], PrepareSummary]:
@@ -230,6 +246,7 @@ class Preparer:
 
     def execute(self, photos: list[Photo], summary: PrepareSummary) -> PrepareSummary:
         """Slice the planned ``photos``; failures are collected in ``summary``, the batch goes on."""
+        self.events.started(len(photos))
         if not photos and not summary.failures:
             summary.failures.append(("", "no images found in the inputs; pass photo files, folders or globs"))
         # Manifest rows go to an unnamed temporary file as photos are done, not to a list: memory stays
@@ -253,9 +270,10 @@ class Preparer:
         with DeferredInterrupt() as interrupt:
             try:
                 # Decode the next photo while the current one's patches are being encoded and written.
-                pending: Future | None = pool.submit(self._load, photos[0]) if photos else None
+                pending = pool.submit(self._load, photos[0]) if photos else None
                 for index, photo in enumerate(photos):
                     loaded = pending
+                    assert loaded is not None  # every photo's load is submitted before its turn
                     pending = pool.submit(self._load, photos[index + 1]) if index + 1 < len(photos) else None
                     try:
                         image, masks = loaded.result()
@@ -264,7 +282,7 @@ class Preparer:
                     except CrackError as exc:
                         summary.failures.append((str(photo.path), str(exc)))
                     del loaded
-                    self.progress(1)
+                    self.events.advanced(1)
                     interrupt.check()
             finally:
                 # On Ctrl-C, queued patches are dropped; those being written finish whole (atomic writes).
@@ -307,7 +325,7 @@ class Preparer:
         if not windows:
             raise CrackError(
                 f"{photo.path}: {width}×{height} is smaller than a {opts.size}-pixel patch; "
-                "use --edge pad or a smaller --size"
+                "use `edge=pad` or a smaller `size`"
             )
         patches, ambiguous = label_windows(windows, photo, masks, opts.crack_min)
         summary.ambiguous += ambiguous

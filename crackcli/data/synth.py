@@ -16,8 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from crackcli.errors import UsageError
+from crackcli.errors import OptionError, UsageError
 from crackcli.io.images import write_image
+
+MIN_SIDE = 16
 
 
 @dataclass
@@ -169,14 +171,23 @@ def write_synthetic_set(
     width: int,
     height: int,
     seed: int,
-    suffix: str = ".jpg",
+    image_format: str = "jpg",
     quality: int = 90,
     overwrite: bool = False,
 ) -> list[Path]:
-    """``count`` photos ``synth_<seed>`` in ``out_dir/images``, crack masks in ``masks``, scratch masks in ``scratches``.
+    """``count`` photos ``synth_<seed>`` in ``out_dir/images``, crack masks in ``masks``, scratch masks in
+    ``scratches``.
 
     Refuses (before writing anything) to replace an existing file unless ``overwrite``.
     """
+    if image_format not in ("jpg", "png"):
+        raise OptionError("image_format", "choose jpg or png", image_format)
+    if count < 1:
+        raise OptionError("count", "give at least one photo", count)
+    for name, side in (("width", width), ("height", height)):
+        if side < MIN_SIDE:
+            raise OptionError(name, f"photos need at least {MIN_SIDE} pixels a side", side)
+    suffix = f".{image_format}"
     names = [f"synth_{seed + index:04d}" for index in range(count)]
     targets = [
         (
@@ -188,7 +199,7 @@ def write_synthetic_set(
     ]
     clash = next((path for group in targets for path in group if path.exists()), None)
     if clash is not None and not overwrite:
-        raise UsageError(f"{clash} exists; pass --overwrite to replace it, or another --seed or folder")
+        raise UsageError(f"{clash} exists; pass `overwrite` to replace it, or another `seed` or folder")
     for index, (image_path, mask_path, scratch_path) in enumerate(targets):
         photo = synthesize(width, height, seed + index)
         write_image(image_path, photo.image, jpeg_quality=quality)

@@ -124,7 +124,7 @@ def _decode(path: Path, max_pixels: int, flags: int) -> np.ndarray:
     if width * height > max_pixels:
         raise ImageReadError(
             f"{path}: {width}×{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP "
-            "limit that guards against decompression bombs; raise --max-pixels if the photo is genuine"
+            "limit that guards against decompression bombs; raise `max_pixels` if the photo is genuine"
         )
     try:
         data = np.fromfile(path, dtype=np.uint8)  # any file name, unlike cv2.imread

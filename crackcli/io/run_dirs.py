@@ -17,4 +17,4 @@ def unique_run_dir(project: Path, name: str) -> Path:
             return candidate
         except FileExistsError:
             continue
-    raise CrackError(f"{project}: too many runs named {name}*; pass another --name")
+    raise CrackError(f"{project}: too many runs named {name}*; pass another `name`")

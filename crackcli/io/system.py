@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from importlib import metadata
+from typing import Any
 
 from crackcli import __version__
 
@@ -62,7 +63,7 @@ def cpu_threads() -> dict[str, int]:
     return {"logical_cpus": os.cpu_count() or 1, "usable_cpus": usable_cpus(), "torch_threads": torch.get_num_threads()}
 
 
-def environment_report() -> dict[str, object]:
+def environment_report() -> dict[str, Any]:
     return {
         "versions": package_versions(),
         "platform": platform.platform(),

@@ -175,7 +175,7 @@ def _download_imagenet_state(backbone: str) -> dict[str, torch.Tensor]:
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
         raise CrackError(
             f"could not download ImageNet weights for {backbone} ({exc.__class__.__name__}; offline?): "
-            f"fetch {enum.url} on a connected machine and pass it with --weights PATH"
+            f"fetch {enum.url} on a connected machine and pass it with `weights` PATH"
         ) from None
 
 

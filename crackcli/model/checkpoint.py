@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from crackcli import __version__
 from crackcli.errors import CrackError
@@ -23,7 +24,7 @@ FORMAT = "crack-checkpoint"
 FORMAT_VERSION = 1
 
 
-def save_checkpoint(path: Path, meta: ModelMeta, model: CrackNet, **state: Any) -> None:
+def save_checkpoint(path: Path, meta: ModelMeta, model: nn.Module, **state: Any) -> None:
     """Write ``path`` atomically and durably: a crash leaves the previous checkpoint intact."""
     payload = {
         "format": FORMAT,
@@ -70,7 +71,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     payload = load_plain(path, "a crack checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CrackError(
-            f"{path}: not a crack train checkpoint (no '{FORMAT}' header); for plain weights use --weights"
+            f"{path}: not a crack train checkpoint (no '{FORMAT}' header); for plain weights use `weights`"
         )
     if int(payload.get("format_version", 0)) > FORMAT_VERSION:
         raise CrackError(f"{path}: written by a newer crack ({payload.get('crackcli_version')}); upgrade crackcli")

@@ -29,7 +29,7 @@ from torch import nn
 from crackcli.data.folders import LabelledFolder, index_folder
 from crackcli.data.preprocess import fit_patch
 from crackcli.data.synth import synthesize
-from crackcli.errors import CrackError, UsageError
+from crackcli.errors import CrackError, OptionError, UsageError
 from crackcli.io.atomic import atomic_write_bytes
 from crackcli.io.images import ImageReadError, read_rgb
 from crackcli.model.backbones import CrackNet
@@ -56,6 +56,31 @@ class ExportGraph(nn.Module):
             logit_map = self.model.logit_map(image)
             return torch.softmax(logit_map.mean(dim=(2, 3)), dim=1), logit_map
         return (torch.softmax(self.model(image), dim=1),)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How to export: precision, opset, the calibration folder for int8, the scan mode the file vouches for."""
+
+    precision: str = "fp32"
+    opset: int = DEFAULT_OPSET
+    calibrate: Path | None = None  # labelled patches (class folders): int8 ranges and the accuracy check
+    force: bool = False  # replace an existing output file
+    # What `crack scan --mode auto` uses with the file: dense only for models whose dense windows were
+    # measured to agree with patch windows on real photos.
+    scan_mode: str = "patch"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise OptionError("precision", f"unknown precision; choose one of {', '.join(PRECISIONS)}", self.precision)
+        if self.precision == "int8" and self.calibrate is None:
+            raise OptionError(
+                "precision",
+                "needs `calibrate` FOLDER: labelled patches (class folders) to set activation ranges",
+                "int8",
+            )
+        if self.scan_mode not in ("patch", "dense"):
+            raise OptionError("scan_mode", "unknown scan mode; choose patch or dense", f"'{self.scan_mode}'")
 
 
 @dataclass
@@ -117,7 +142,7 @@ def export_fp32(model: CrackNet, image_size: int, opset: int) -> onnx.ModelProto
         torch.onnx.export(
             graph,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to any binary file object
             dynamo=False,
             opset_version=opset,
             input_names=[INPUT_NAME],
@@ -232,34 +257,19 @@ def _onnx_probs(session, batch: np.ndarray, step: int = 32) -> np.ndarray:
     return np.concatenate(runs)
 
 
-def export_checkpoint(
-    checkpoint: Path,
-    out: Path,
-    precision: str = "fp32",
-    opset: int = DEFAULT_OPSET,
-    calibrate: Path | None = None,
-    overwrite: bool = False,
-    scan_mode: str = "patch",
-) -> ExportReport:
-    """Export ``checkpoint`` to ``out``, check the result with ONNX Runtime on the CPU, then write it.
-
-    ``scan_mode`` is the mode `crack scan --mode auto` will use with this file; ``dense`` is for models
-    whose dense windows were measured to agree with patch windows on real photos.
-    """
-    if scan_mode not in ("patch", "dense"):
-        raise UsageError(f"unknown scan mode '{scan_mode}': choose patch or dense")
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
-    if precision == "int8" and calibrate is None:
-        raise UsageError("--int8 needs --calibrate FOLDER: labelled patches (class folders) to set activation ranges")
-    if out.exists() and not overwrite:
-        raise UsageError(f"{out}: exists; pass --force to replace it or choose another --out")
+def export_checkpoint(checkpoint: Path, out: Path, options: ExportOptions | None = None) -> ExportReport:
+    """Export ``checkpoint`` to ``out`` (a .onnx file), check the result with ONNX Runtime on the CPU,
+    then write it."""
+    options = options or ExportOptions()
+    precision, calibrate, scan_mode = options.precision, options.calibrate, options.scan_mode
     if out.suffix.lower() != ".onnx":
-        raise UsageError(f"{out}: the output must end in .onnx")
+        raise OptionError("out", "the output must end in .onnx", out)
+    if out.exists() and not options.force:
+        raise UsageError(f"{out}: exists; pass `force` to replace it or choose another `out`")
     payload = load_checkpoint(checkpoint)
     model, meta = model_from_checkpoint(payload)
     if scan_mode == "dense" and not model.supports_dense:
-        raise UsageError(f"--scan-mode dense: {meta.backbone} has no per-location form; use --scan-mode patch")
+        raise OptionError("scan_mode", f"{meta.backbone} has no per-location form; use `scan_mode=patch`", "dense")
 
     labelled = None
     if calibrate is not None:
@@ -267,11 +277,12 @@ def export_checkpoint(
         labelled = folder_patches(folder, meta.image_size)
     check = labelled[0][:64] if labelled is not None else synthetic_patches(meta.image_size)
 
-    proto = export_fp32(model, meta.image_size, opset)
+    proto = export_fp32(model, meta.image_size, options.opset)
     notes: list[str] = []
     if precision == "fp16":
         proto = to_fp16(proto)
     elif precision == "int8":
+        assert labelled is not None  # int8 options require a calibration folder
         proto = to_int8(proto, labelled[0])
     set_properties(
         proto, metadata_properties(meta, model.supports_dense, precision, training_summary(payload), scan_mode)
@@ -298,7 +309,8 @@ def export_checkpoint(
             delta = max(delta, _dense_delta(model, session, check))
         if precision == "fp32" and delta > FP32_PARITY_LIMIT:
             raise CrackError(
-                f"exported graph disagrees with PyTorch (max |Δprob| {delta:.2e} > {FP32_PARITY_LIMIT}); file not written"
+                f"exported graph disagrees with PyTorch (max |Δprob| {delta:.2e} > {FP32_PARITY_LIMIT}); "
+                "file not written"
             )
         latency, speed = _cpu_speed(session, meta.image_size)
         if labelled is not None:

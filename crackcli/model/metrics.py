@@ -8,6 +8,7 @@ A ratio with an empty denominator counts as 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0)
 
 
-def classification_report(matrix: np.ndarray, classes: Sequence[str]) -> dict[str, object]:
+def classification_report(matrix: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro precision / recall / F1, per-class figures with support, and the matrix itself."""
     matrix = np.asarray(matrix, dtype=np.int64)
     true_positive = np.diag(matrix).astype(np.float64)

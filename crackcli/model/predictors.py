@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from crackcli.errors import UsageError
+from crackcli.errors import OptionError, UsageError
 from crackcli.io.system import usable_cpus
 from crackcli.model.meta import ModelMeta
 from crackcli.model.onnx_files import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, load_checked
@@ -86,7 +86,7 @@ class OnnxPredictor:
 
     def logit_map(self, image: np.ndarray) -> np.ndarray:
         if not self.dense:
-            raise UsageError(f"{self.source}: this model has no dense output ({self.meta.backbone}); use --mode patch")
+            raise UsageError(f"{self.source}: this model has no dense output ({self.meta.backbone}); use `mode=patch`")
         return self.session.run([LOGIT_MAP_OUTPUT], {INPUT_NAME: np.ascontiguousarray(image)})[0]
 
     def describe(self) -> str:
@@ -106,7 +106,7 @@ def create_session(model: bytes, device: str = "auto", threads: int | None = Non
     import onnxruntime as ort
 
     if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"unknown device '{device}': choose auto, cpu or cuda")
+        raise OptionError("device", "unknown device; choose auto, cpu or cuda", f"'{device}'")
     want_cuda = device == "cuda" or (device == "auto" and _nvidia_gpu_present())
     providers: list = ["CPUExecutionProvider"]
     fallback = None

@@ -4,7 +4,7 @@ Per photo, in the output folder: ``<stem>.json`` (the report), ``<stem>_overlay.
 ``<stem>_heatmap.png`` (crack probability × 255, one pixel per heatmap cell); for the job,
 ``summary.csv`` (``summary-<I>-of-<N>.csv`` for a shard).  Every file is written atomically; a photo
 whose report is already there is not scanned again (so a stopped job re-run finishes the rest) unless
-``overwrite`` is set.
+``force`` is set.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +24,11 @@ import numpy as np
 from crackcli import __version__
 from crackcli.errors import CrackError, UsageError
 from crackcli.io.atomic import atomic_write_bytes
-from crackcli.io.images import DEFAULT_MAX_PIXELS, ImageReadError, display_size, read_rgb, write_image
+from crackcli.io.images import ImageReadError, display_size, read_rgb, write_image
 from crackcli.model.predictors import Predictor
+from crackcli.scan.events import ScanEvents
 from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, summarize
+from crackcli.scan.options import ScanOptions
 from crackcli.scan.overlay import render_overlay, viewing_size
 from crackcli.scan.windows import ScanSettings, choose_mode, decode_reduction, dense_applies, scan_image
 
@@ -46,30 +48,13 @@ SUMMARY_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class JobOptions:
-    settings: ScanSettings
-    out: Path
-    threshold: float = 0.5
-    crack_class: str | None = None  # default: the model's
-    overlay: bool = True
-    overlay_max_side: int = 2048  # 0: the photo's own size
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    overwrite: bool = False
-    summary_name: str = "summary.csv"
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
-            raise UsageError(f"--threshold {self.threshold}: give a probability between 0 and 1")
-
-
 @dataclass
 class JobResult:
     scanned: int = 0
     kept: int = 0  # reports already in the output folder, not redone
-    failed: int = 0
+    failed: int = 0  # photos that could not be scanned and inputs that named no photo
     with_cracks: int = 0
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # summary.csv, one per photo
 
 
 @dataclass
@@ -80,49 +65,44 @@ class _Decoded:
 
 
 class ScanJob:
-    """Scan photos with one predictor and settings; ``run`` reports each photo through callbacks."""
+    """Scan photos into ``out`` with one predictor and the settings of ``options``."""
 
-    def __init__(self, predictor: Predictor, options: JobOptions) -> None:
+    def __init__(self, predictor: Predictor, options: ScanOptions, out: Path) -> None:
         self.predictor = predictor
         self.options = options
-        self.mode = choose_mode(predictor, options.settings)
-        classes = predictor.meta.classes
-        self.crack_class = options.crack_class or predictor.meta.crack_class
-        if self.crack_class not in classes:
+        self.out = out
+        meta = predictor.meta
+        self.settings = ScanSettings.for_model(meta, options.patch, options.stride, options.batch, options.mode)
+        self.mode = choose_mode(predictor, self.settings)
+        self.crack_class = options.crack_class or meta.crack_class
+        if self.crack_class not in meta.classes:
             raise UsageError(
-                f"{predictor.source}: no class '{self.crack_class}' among {', '.join(classes)}; "
-                "name the crack class with --crack-class"
+                f"{predictor.source}: no class '{self.crack_class}' among {', '.join(meta.classes)}; "
+                "name the crack class with `crack_class`"
             )
-        self.crack_index = classes.index(self.crack_class)
-        self.reduce = decode_reduction(predictor, options.settings)
+        self.crack_index = meta.classes.index(self.crack_class)
+        self.reduce = decode_reduction(predictor, self.settings)
 
-    def run(
-        self,
-        photos: list[tuple[Path, str]],
-        on_report: Callable[[dict[str, Any]], None] | None = None,
-        on_error: Callable[[str], None] | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> JobResult:
+    def run(self, photos: list[tuple[Path, str]], events: ScanEvents | None = None) -> JobResult:
         """Scan (path, output stem) pairs in order; a failing photo is reported and skipped."""
+        events = events or ScanEvents()
+        events.started(len(photos))
         result = JobResult()
-        self.options.out.mkdir(parents=True, exist_ok=True)
+        self.out.mkdir(parents=True, exist_ok=True)
         for path, stem, decoded in self._decoded_ahead(photos):
             try:
                 report, kept = self._report_for(path, stem, decoded)
             except CrackError as exc:
                 result.failed += 1
                 result.rows.append({"image": str(path), "status": "failed", "error": str(exc)})
-                if on_error:
-                    on_error(str(exc))
+                events.photo_failed(str(exc))
             else:
                 result.kept += kept
                 result.scanned += not kept
                 result.with_cracks += report["summary"]["crack_windows"] > 0
                 result.rows.append(_summary_row(report, "kept" if kept else "scanned"))
-                if on_report:
-                    on_report(report)
-            if progress:
-                progress(1)
+                events.photo_scanned(report)
+            events.advanced(1)
         self._write_summary(result.rows)
         return result
 
@@ -133,7 +113,7 @@ class ScanJob:
 
         At most two photos are in memory at once, whatever the length of the list.
         """
-        todo = [self.options.overwrite or not self._report_path(stem).exists() for _, stem in photos]
+        todo = [self.options.force or not self._report_path(stem).exists() for _, stem in photos]
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
             futures: dict[int, Future] = {}
 
@@ -153,7 +133,7 @@ class ScanJob:
         started = time.perf_counter()
         try:
             size = display_size(path)
-            reduce = self.reduce if dense_applies(size, self.options.settings, self.predictor.meta.image_size) else 1
+            reduce = self.reduce if dense_applies(size, self.settings, self.predictor.meta.image_size) else 1
             rgb = read_rgb(path, self.options.max_pixels, reduce)
             if (rgb.shape[1], rgb.shape[0]) != (-(-size[0] // reduce), -(-size[1] // reduce)):
                 if reduce > 1:  # the header disagrees with the pixels: take no chances, decode in full
@@ -162,11 +142,11 @@ class ScanJob:
         except CrackError as exc:
             return exc
         except MemoryError:
-            return ImageReadError(f"{path}: not enough memory to decode it; lower --max-pixels or scan it alone")
+            return ImageReadError(f"{path}: not enough memory to decode it; lower `max_pixels` or scan it alone")
         return _Decoded(rgb, size, time.perf_counter() - started)
 
     def _report_path(self, stem: str) -> Path:
-        return self.options.out / f"{stem}.json"
+        return self.out / f"{stem}.json"
 
     def _report_for(self, path: Path, stem: str, decoded: _Decoded | CrackError | None) -> tuple[dict[str, Any], bool]:
         if decoded is None:
@@ -179,7 +159,7 @@ class ScanJob:
         return self._scan(path, stem, decoded), False
 
     def _scan(self, path: Path, stem: str, decoded: _Decoded) -> dict[str, Any]:
-        options, settings = self.options, self.options.settings
+        options, settings, out = self.options, self.settings, self.out
         width, height = decoded.size
         started = time.perf_counter()
         scores = scan_image(self.predictor, decoded.rgb, decoded.size, settings, self.mode)
@@ -190,10 +170,10 @@ class ScanJob:
         heat = crack_heatmap(scores.windows, crack, width, height, cell)
         regions, mask = crack_regions(scores.windows, crack, options.threshold, width, height, cell)
         summary = summarize(crack, options.threshold, regions)
-        outputs = {"report": str(self._report_path(stem)), "heatmap": str(options.out / f"{stem}_heatmap.png")}
+        outputs = {"report": str(self._report_path(stem)), "heatmap": str(out / f"{stem}_heatmap.png")}
         write_image(Path(outputs["heatmap"]), np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8))
         if options.overlay:
-            outputs["overlay"] = str(options.out / f"{stem}_overlay.jpg")
+            outputs["overlay"] = str(out / f"{stem}_overlay.jpg")
             caption = (
                 f"{summary['crack_windows']} of {summary['windows']} windows crack, max {summary['max_crack_prob']:.2f}"
             )
@@ -242,9 +222,7 @@ class ScanJob:
         writer = csv.DictWriter(buffer, SUMMARY_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-        atomic_write_bytes(
-            self.options.out / self.options.summary_name, buffer.getvalue().encode("utf-8", "surrogateescape")
-        )
+        atomic_write_bytes(self.out / self.options.summary_name, buffer.getvalue().encode("utf-8", "surrogateescape"))
 
 
 def _summary_row(report: dict[str, Any], status: str) -> dict[str, Any]:

@@ -21,7 +21,8 @@ import numpy as np
 
 from crackcli.data.preprocess import fit_patch
 from crackcli.data.tiling import Window, crop, grid
-from crackcli.errors import UsageError
+from crackcli.errors import OptionError
+from crackcli.model.meta import ModelMeta
 from crackcli.model.predictors import Predictor, softmax
 
 MODES = ("auto", "patch", "dense")
@@ -31,22 +32,37 @@ HALO = 128  # context added around each tile so cells near its edge see real nei
 MIN_DENSE_INPUT = 2 * CELL
 
 
+def check_window_options(patch: int | None, stride: int | None, batch: int, mode: str) -> None:
+    """The checks of the window settings, wherever they are given (None: the model's default)."""
+    if patch is not None and patch < 8:
+        raise OptionError("patch", "windows must be at least 8 pixels", patch)
+    if stride is not None and stride < 1:
+        raise OptionError("stride", "must be at least 1 pixel", stride)
+    if batch < 1:
+        raise OptionError("batch", "must be at least 1", batch)
+    if mode not in MODES:
+        raise OptionError("mode", f"unknown mode; choose one of {', '.join(MODES)}", f"'{mode}'")
+
+
 @dataclass(frozen=True)
 class ScanSettings:
+    """Where the windows of a photo are and how they are scored."""
+
     patch: int  # window side in photo pixels
     stride: int
     batch: int = 64  # windows per inference call (patch mode)
     mode: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.patch < 8:
-            raise UsageError(f"--patch {self.patch}: windows must be at least 8 pixels")
-        if self.stride < 1:
-            raise UsageError("--stride must be at least 1 pixel")
-        if self.batch < 1:
-            raise UsageError("--batch must be at least 1")
-        if self.mode not in MODES:
-            raise UsageError(f"unknown mode '{self.mode}': choose one of {', '.join(MODES)}")
+        check_window_options(self.patch, self.stride, self.batch, self.mode)
+
+    @classmethod
+    def for_model(
+        cls, meta: ModelMeta, patch: int | None = None, stride: int | None = None, batch: int = 64, mode: str = "auto"
+    ) -> ScanSettings:
+        """The settings `crack scan` uses with a model: its own patch size and half a window of stride unless given."""
+        window = patch or meta.patch_size
+        return cls(patch=window, stride=stride or max(1, window // 2), batch=batch, mode=mode)
 
 
 @dataclass
@@ -74,13 +90,18 @@ def choose_mode(predictor: Predictor, settings: ScanSettings) -> str:
     if settings.mode == "auto":
         return "dense" if predictor.scan_mode == "dense" and predictor.meta.image_size >= MIN_DENSE_INPUT else "patch"
     if settings.mode == "dense" and not predictor.dense:
-        raise UsageError(
-            f"--mode dense needs a backbone with a per-location form; {predictor.meta.backbone} has "
-            "global operations before its head (or the file was exported without it); use --mode patch"
+        raise OptionError(
+            "mode",
+            f"needs a backbone with a per-location form; {predictor.meta.backbone} has global operations "
+            "before its head (or the file was exported without it); use `mode=patch`",
+            "dense",
         )
     if settings.mode == "dense" and predictor.meta.image_size < MIN_DENSE_INPUT:
-        raise UsageError(
-            f"--mode dense needs a model input of at least {MIN_DENSE_INPUT} px (this one: {predictor.meta.image_size}); use --mode patch"
+        raise OptionError(
+            "mode",
+            f"needs a model input of at least {MIN_DENSE_INPUT} px (this one: {predictor.meta.image_size}); "
+            "use `mode=patch`",
+            "dense",
         )
     return settings.mode
 

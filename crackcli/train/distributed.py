@@ -53,7 +53,8 @@ def all_reduce_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
 
 
 def broadcast_buffers(module: torch.nn.Module, context: Context) -> None:
-    """Give every rank rank 0's buffers (batch-norm statistics), which each rank's last step updated on its own shard."""
+    """Give every rank rank 0's buffers (batch-norm statistics), which each rank's last step updated on its
+    own shard."""
     if context.world > 1:
         for buffer in module.buffers():
             dist.broadcast(buffer, src=0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,8 @@ from torch.utils.data import DataLoader
 
 from crackcli.data.batches import EpochBatches, PatchDataset, collate
 from crackcli.data.folders import LabelledFolder, index_folder, is_split_layout
-from crackcli.errors import UsageError
+from crackcli.errors import OptionError, UsageError
+from crackcli.io.progress import JobEvents
 from crackcli.io.system import usable_cpus
 from crackcli.model.metrics import classification_report, confusion_matrix
 from crackcli.model.predictors import Predictor
@@ -40,9 +40,13 @@ def evaluate_folder(
     folder: LabelledFolder,
     batch: int = 64,
     workers: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    events: JobEvents | None = None,
 ) -> Evaluation:
     """Classify every image of ``folder`` (from ``index_eval_folder``) and compare with its class folder."""
+    if batch < 1:
+        raise OptionError("batch", "must be at least 1", batch)
+    events = events or JobEvents()
+    events.started(len(folder.samples))
     classes = predictor.meta.classes
     unreadable = [message for _, message in folder.unreadable]
     dataset = PatchDataset(folder.samples, predictor.meta.image_size)
@@ -60,8 +64,7 @@ def evaluate_folder(
         if len(labels):
             probs.append(predictor.predict(images.numpy()))
             targets.append(labels.numpy())
-        if progress is not None:
-            progress(len(labels) + len(failures))
+        events.advanced(len(labels) + len(failures))
     if not targets:
         raise UsageError(f"{folder.root}: none of the images could be read")
     all_probs, all_targets = np.concatenate(probs), np.concatenate(targets)

@@ -211,7 +211,9 @@ class _AugmentedLoss(FeatureLoss):
         """α = (t / T)·α₀ + 1 with t the iteration (paper)."""
         return progress.iteration / max(progress.total_iterations, 1) * self.alpha0 + 1
 
-    def _prepare(self, features: torch.Tensor, labels: torch.Tensor, classifier: nn.Linear):
+    def _prepare(
+        self, features: torch.Tensor, labels: torch.Tensor, classifier: nn.Linear
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         self.estimator.update(features, labels)
         return features, labels, classifier.weight, classifier.bias, self.estimator.covariance
 

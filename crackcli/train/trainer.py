@@ -1,195 +1,39 @@
-"""`crack train`: supervised training of a backbone with IGMSDA (or a baseline loss) on a labelled folder.
+"""`crack train`: the training loop of a backbone supervised by IGMSDA (or a baseline loss).
 
-The defaults are the paper's recipe: SGD with momentum, batch 64, lr 0.01 divided by 10 at epochs
-65, 95 and 125 of 150, random horizontal flips, 224×224 inputs.  A run lives in ``runs/train/<name>/``:
-``args.json``, ``metrics.csv``, ``last.pt`` (every epoch), ``best.pt`` (best validation macro F),
-``curves.png`` and ``confusion_matrix.png``.  ``--resume last.pt`` continues exactly where it stopped.
+A ``Trainer`` runs epochs of a ``TrainConfig`` (``train.config``) over the images of its data folder
+(``train.data``), validates after each, and saves into its run folder (``train.run_folder``) the
+released weights with the state that ``--resume`` needs (``train.state``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from crackcli import __version__
-from crackcli.data.augment import build_augment, synthetic_cracks_for
-from crackcli.data.batches import EpochBatches, PatchDataset, collate
-from crackcli.data.folders import (
-    LabelledFolder,
-    holdout_split,
-    index_folder,
-    is_split_layout,
-    limit_per_class,
-    photo_groups,
-    require_classes,
-    unreadable_note,
-)
-from crackcli.errors import CrackError, UsageError
-from crackcli.io.atomic import atomic_write_bytes, remove_leftover_parts
-from crackcli.io.run_dirs import unique_run_dir
-from crackcli.io.system import usable_cpus
+from crackcli.data.augment import synthetic_cracks_for
+from crackcli.errors import CrackError, OptionError, UsageError
 from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
-from crackcli.model.checkpoint import load_checkpoint, save_checkpoint
+from crackcli.model.checkpoint import load_checkpoint
 from crackcli.model.meta import ModelMeta, default_crack_class
 from crackcli.model.metrics import classification_report
 from crackcli.train import distributed
+from crackcli.train.config import TrainConfig
+from crackcli.train.data import load_train_data, make_loader
 from crackcli.train.ema import WeightAverage
+from crackcli.train.events import TrainEvents
 from crackcli.train.losses import Progress, build_loss
-
-PAPER_EPOCHS = 150
-FIGURES_EVERY_EPOCH_FROM_S = 20.0  # shorter epochs draw the figures once, at the end (drawing takes ~0.6 s)
-PAPER_MILESTONES = (65, 95, 125)
-# What a run writes in its folder (atomically); a killed run may leave their temporary parts behind.
-RUN_FILES = ("args.json", "metrics.csv", "last.pt", "best.pt", "curves.png", "confusion_matrix.png")
-
-
-@dataclass
-class TrainConfig:
-    """Every option of a run; saved in ``args.json`` and in checkpoints, so ``--resume`` needs nothing else."""
-
-    data: str
-    backbone: str = "resnet50"
-    weights: str = "imagenet"
-    loss: str = "igmsda"
-    alpha0: float = 2.5
-    lambda0: float = 0.5
-    gm_samples: int = 8
-    epochs: int = PAPER_EPOCHS
-    batch: int = 64
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    milestones: tuple[int, ...] | None = None  # None: the paper's, scaled to --epochs
-    image_size: int = 224
-    augment: str = "paper"
-    synthetic_cracks: float = 0.0  # share of clean training patches given a painted hairline
-    synthetic_stains: float = 0.0  # share of clean training patches given dark blots (staying clean)
-    ema: float = 0.0  # decay of the weight average validated and saved; 0: the raw weights
-    val_fraction: float = 0.2
-    limit_per_class: int | None = None
-    device: str = "auto"
-    amp: bool | None = None  # None: on for CUDA
-    workers: int | None = None
-    seed: int = 0
-    strict: bool = False
-    crack_class: str | None = None
-    project: str = "runs/train"
-    name: str = "exp"
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["milestones"] = list(self.milestones) if self.milestones is not None else None
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        if values.get("milestones") is not None:
-            values["milestones"] = tuple(int(m) for m in values["milestones"])
-        return cls(**values)
-
-    def resolved_milestones(self) -> tuple[int, ...]:
-        if self.milestones is not None:
-            return tuple(sorted(self.milestones))
-        return tuple(max(1, round(m * self.epochs / PAPER_EPOCHS)) for m in PAPER_MILESTONES)
-
-    def lr_at(self, epoch: int) -> float:
-        """Step schedule: the learning rate divided by 10 at each milestone reached (epochs count from 0)."""
-        return self.lr * 0.1 ** sum(epoch >= m for m in self.resolved_milestones())
-
-    def check(self) -> None:
-        if self.epochs < 1 or self.batch < 2 or self.image_size < 16 or self.lr <= 0:
-            raise UsageError("need --epochs ≥ 1, --batch ≥ 2, --image-size ≥ 16 and --lr > 0")
-        if self.limit_per_class is not None and self.limit_per_class < 1:
-            raise UsageError("--limit-per-class must be at least 1")
-        if not 0.0 <= self.ema < 1.0:
-            raise UsageError(f"--ema {self.ema}: give a decay per step between 0 (off) and 1, e.g. 0.998")
-
-
-@dataclass
-class TrainData:
-    classes: tuple[str, ...]
-    train: list[tuple[Path, int]]
-    val: list[tuple[Path, int]]
-    unreadable: list[tuple[Path, str]]
-    layout: str  # "split folders" or "held out X%"
-
-
-def load_train_data(config: TrainConfig) -> TrainData:
-    """Index DATA: ``train/`` + ``val/`` folders, or one folder of classes with ``--val-fraction`` held out by photo."""
-    root = Path(config.data)
-    if not root.is_dir():
-        raise UsageError(f"{root}: not a folder; pass the output of crack prepare --split or a folder of class folders")
-    if is_split_layout(root):
-        train = index_folder(root / "train")
-        require_classes(train, "training")
-        try:
-            val = index_folder(root / "val", classes=train.classes)
-        except UsageError as exc:
-            raise UsageError(f"class mismatch between train and val: {exc}") from None
-        missing = [name for name, n in val.counts().items() if n == 0]
-        if missing:
-            raise UsageError(
-                f"class mismatch between train and val: {root / 'val'} has no '{missing[0]}' images; "
-                "add some or re-run crack prepare --split"
-            )
-        train_samples, val_samples = train.samples, val.samples
-        unreadable, layout = train.unreadable + val.unreadable, "split folders"
-        classes = train.classes
-    else:
-        folder = index_folder(root)
-        require_classes(folder, "training")
-        groups = photo_groups(root, folder.samples)
-        train_samples, val_samples = holdout_split(folder.samples, groups, config.val_fraction, config.seed)
-        unreadable, layout, classes = folder.unreadable, f"{config.val_fraction:.0%} held out by photo", folder.classes
-    if config.limit_per_class is not None:
-        train_samples = limit_per_class(train_samples, config.limit_per_class, config.seed)
-    require_classes(LabelledFolder(root, classes, train_samples, []), "training")
-    if config.strict and unreadable:
-        raise unreadable_note(unreadable)
-    return TrainData(classes, train_samples, val_samples, unreadable, layout)
-
-
-def link_or_copy(source: Path, target: Path) -> None:
-    """Make ``target`` a hard link to ``source`` (a copy where links are not possible), replacing it atomically.
-    ``source`` is later replaced by rename, so the link keeps this version."""
-    temporary = target.with_name(f".{target.name}.link")
-    temporary.unlink(missing_ok=True)
-    try:
-        os.link(source, temporary)
-    except OSError:
-        shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
-
-
-class TrainEvents:
-    """What a live view hears from the trainer; the base class is silent (library use, other ranks)."""
-
-    def started(self, run_dir: Path, summary: dict[str, Any]) -> None: ...
-
-    def epoch_started(self, epoch: int, epochs: int, steps: int) -> None: ...
-
-    def step(self, loss: float, images: int) -> None: ...
-
-    def epoch_ended(self, row: dict[str, Any]) -> None: ...
-
-    def warning(self, message: str) -> None: ...
+from crackcli.train.run_folder import FIGURES_EVERY_EPOCH_FROM_S, RunFolder
+from crackcli.train.state import TrainingParts
 
 
 class TrainingStopped(CrackError):
@@ -198,7 +42,7 @@ class TrainingStopped(CrackError):
 
 @dataclass
 class TrainResult:
-    run_dir: Path
+    run_dir: Path | None  # None on the ranks other than 0, which write nothing
     best_epoch: int
     best_f1: float
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -212,9 +56,8 @@ class Trainer:
         config: TrainConfig,
         events: TrainEvents | None = None,
         resume_from: dict[str, Any] | None = None,
-        run_dir: Path | None = None,
+        folder: RunFolder | None = None,
     ) -> None:
-        config.check()
         self.config = config
         self.context, self.device = distributed.start(config.device)
         self.events = events if (events is not None and self.context.is_main) else TrainEvents()
@@ -224,7 +67,7 @@ class Trainer:
         self.classes = self.data.classes
         crack_class = config.crack_class or default_crack_class(self.classes)
         if crack_class is not None and crack_class not in self.classes:
-            raise UsageError(f"--crack-class '{crack_class}' is not one of the classes {', '.join(self.classes)}")
+            raise OptionError("crack_class", f"not one of the classes {', '.join(self.classes)}", f"'{crack_class}'")
         self.meta = ModelMeta(
             config.backbone, self.classes, crack_class, config.image_size, IMAGENET_MEAN, IMAGENET_STD
         )
@@ -254,19 +97,29 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.average = WeightAverage(self.model, config.ema) if config.ema > 0 else None
+        self.parts = TrainingParts(self.model, self.average, self.loss_fn, self.optimizer, self.scaler, self.device)
         self.trained: torch.nn.Module = self.model
         if self.context.world > 1:
             self.trained = DistributedDataParallel(self.model, device_ids=[self.device.index] if cuda else None)
 
-        self.train_batches, self.train_loader = self._loader(self.data.train, train=True)
-        self.val_batches, self.val_loader = self._loader(self.data.val, train=False)
+        self.train_batches, self.train_loader = make_loader(
+            self.data.train, config, self.context, self.device, self.synthetic_cracks, train=True
+        )
+        self.val_batches, self.val_loader = make_loader(
+            self.data.val, config, self.context, self.device, None, train=False
+        )
         self.history: list[dict[str, Any]] = []
         self._skipped: set[str] = set()
         self.start_epoch = 0
-        self.best = {"epoch": 0, "f1": -1.0, "report": None}
+        self.best: dict[str, Any] = {"epoch": 0, "f1": -1.0, "report": None}
         if resume_from is not None:
             self._restore(resume_from)
-        self.run_dir = run_dir
+        self.folder = folder
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder (rank 0, once ``fit`` has started or when resuming)."""
+        return self.folder.path if self.folder is not None else None
 
     @classmethod
     def resume(cls, checkpoint: Path, events: TrainEvents | None = None) -> Trainer:
@@ -274,8 +127,8 @@ class Trainer:
         payload = load_checkpoint(checkpoint)
         if "optimizer" not in payload or "config" not in payload:
             raise CrackError(f"{checkpoint}: holds weights only, not a training state; resume from last.pt")
-        remove_leftover_parts(checkpoint.parent, RUN_FILES)
-        return cls(TrainConfig.from_dict(payload["config"]), events, resume_from=payload, run_dir=checkpoint.parent)
+        folder = RunFolder.reopen(checkpoint.parent)
+        return cls(TrainConfig.from_dict(payload["config"]), events, resume_from=payload, folder=folder)
 
     def _amp_dtype(self) -> torch.dtype | None:
         enabled = self.config.amp if self.config.amp is not None else self.device.type == "cuda"
@@ -284,36 +137,6 @@ class Trainer:
         if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             return torch.float16
         return torch.bfloat16
-
-    def _workers(self) -> int:
-        if self.config.workers is not None:
-            return max(0, self.config.workers)
-        cpus = max(1, usable_cpus() // self.context.world)
-        # On a GPU, decoding must keep up with it; on the CPU the model competes with the loaders for cores.
-        return min(16, cpus) if self.device.type == "cuda" else min(4, max(1, cpus // 2))
-
-    def _loader(self, samples: list[tuple[Path, int]], train: bool) -> tuple[EpochBatches, DataLoader]:
-        config, ctx = self.config, self.context
-        per_rank = max(1, config.batch // ctx.world)
-        augment = build_augment(config.augment) if train else None
-        relabel = self.synthetic_cracks if train else None
-        dataset = PatchDataset(samples, config.image_size, augment, config.seed, relabel)
-        batches = EpochBatches(
-            len(dataset), per_rank, shuffle=train, seed=config.seed, rank=ctx.rank, world=ctx.world, even=train
-        )
-        workers = self._workers()
-        loader = DataLoader(
-            dataset,
-            batch_sampler=batches,
-            num_workers=workers,
-            collate_fn=collate,
-            pin_memory=self.device.type == "cuda",
-            # Workers restart each epoch (cheap with fork): persistent ones took 5 s each to shut down here,
-            # as in pytorch/pytorch#81794.
-            prefetch_factor=4 if workers > 0 else None,
-            generator=torch.Generator(),  # keeps the loader off the global RNG, which resume restores
-        )
-        return batches, loader
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -337,7 +160,7 @@ class Trainer:
             "device": str(self.device),
             "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
             "world_size": self.context.world,
-            "workers": self._workers(),
+            "workers": self.val_loader.num_workers,
             "steps_per_epoch": len(self.train_batches),
             "milestones": list(self.config.resolved_milestones()),
             "crackcli_version": __version__,
@@ -348,10 +171,10 @@ class Trainer:
         """Run the remaining epochs; rank 0 writes the run folder.  ``on_epoch_end(epoch)`` runs after each save."""
         try:
             if self.context.is_main:
-                if self.run_dir is None:
-                    self.run_dir = unique_run_dir(Path(self.config.project), self.config.name)
-                self._write_args()
-            self.events.started(self.run_dir, self.summary())
+                if self.folder is None:
+                    self.folder = RunFolder.create(Path(self.config.project), self.config.name)
+                self.folder.write_args(self.config.as_dict(), self.summary())
+                self.events.run_started(self.folder.path, self.summary())
             for epoch in range(self.start_epoch, self.config.epochs):
                 row = self.train_epoch(epoch)
                 report = self._validate()
@@ -367,12 +190,13 @@ class Trainer:
                     on_epoch_end(epoch)
         except torch.OutOfMemoryError:
             raise TrainingStopped(
-                f"out of {self.device.type} memory at --batch {self.config.batch}, --image-size {self.config.image_size} "
-                f"({self.config.backbone}); lower --batch (e.g. {max(2, self.config.batch // 2)}) or use a smaller backbone"
+                f"out of {self.device.type} memory at `batch` {self.config.batch}, `image_size` "
+                f"{self.config.image_size} ({self.config.backbone}); lower `batch` "
+                f"(e.g. {max(2, self.config.batch // 2)}) or use a smaller `backbone`"
             ) from None
         finally:
-            if self.context.is_main and self.run_dir is not None:
-                self._write_figures()
+            if self.context.is_main and self.folder is not None:
+                self.folder.write_figures(self.history, self.best, self.classes)
             distributed.stop(self.context)
         return TrainResult(self.run_dir, int(self.best["epoch"]), float(self.best["f1"]), self.history)
 
@@ -406,7 +230,7 @@ class Trainer:
                 raise TrainingStopped(
                     f"loss became {value} at epoch {epoch + 1}, step {step + 1}: training diverged and stopped; "
                     f"the last good checkpoint is kept in {self.run_dir} (epoch {len(self.history)}); "
-                    "lower --lr, or try --no-amp"
+                    "lower `lr`, or try `amp=False`"
                 )
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -435,8 +259,8 @@ class Trainer:
 
     @property
     def released_model(self) -> torch.nn.Module:
-        """The weights validated, saved as the checkpoint's model and exported: the average when --ema is on."""
-        return self.average.model if self.average is not None else self.model
+        """The weights validated, saved as the checkpoint's model and exported: the average with `ema` on."""
+        return self.parts.released_model
 
     @torch.no_grad()
     def _validate(self) -> dict[str, Any]:
@@ -459,88 +283,32 @@ class Trainer:
         distributed.all_reduce_sum(matrix, self.context)
         return classification_report(matrix.view(num_classes, num_classes).cpu().numpy(), self.classes)
 
-    def _training_state(self, epoch: int) -> dict[str, Any]:
-        rng = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        best = dict(self.best)
-        averaging = {}
-        if self.average is not None:  # the checkpoint's model is the average; resuming needs the raw weights too
-            averaging = {
-                "trained_model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "ema": self.average.state_dict(),
-            }
-        return {
-            **averaging,
+    def _save(self, epoch: int, improved: bool) -> None:
+        assert self.folder is not None  # rank 0 made it before the first epoch
+        best = self.best
+        state = {
+            **self.parts.state(),
             "epoch": epoch,
             "config": self.config.as_dict(),
-            "loss": self.loss_fn.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "grad_scaler": self.scaler.state_dict(),
-            "rng": rng,
             "history": self.history,
-            "best": best,
+            "best": dict(best),
             "summary": {**self.summary(), "epochs_done": epoch, "best_epoch": best["epoch"], "best_val_f1": best["f1"]},
         }
-
-    def _save(self, epoch: int, improved: bool) -> None:
-        last = self.run_dir / "last.pt"
-        save_checkpoint(last, self.meta, self.released_model, **self._training_state(epoch))
-        if improved:
-            link_or_copy(last, self.run_dir / "best.pt")
-        self._write_metrics()
+        self.folder.save_epoch(self.meta, self.released_model, state, self.history, improved)
         if self.history[-1]["seconds"] >= FIGURES_EVERY_EPOCH_FROM_S:
-            self._write_figures()
-
-    def _write_figures(self) -> None:
-        """curves.png and confusion_matrix.png; a plotting failure must never cost the run."""
-        if not self.history or self.best["report"] is None:
-            return
-        with contextlib.suppress(Exception):
-            from crackcli.train.plots import plot_confusion, plot_curves
-
-            plot_curves(self.history, self.run_dir / "curves.png")
-            best_report = self.best["report"]
-            plot_confusion(
-                best_report["confusion_matrix"],
-                self.classes,
-                self.run_dir / "confusion_matrix.png",
-                f"validation, epoch {self.best['epoch']} (macro F {best_report['f1']:.4f})",
-            )
+            self.folder.write_figures(self.history, self.best, self.classes)
 
     def _restore(self, payload: dict[str, Any]) -> None:
         meta = ModelMeta.from_dict(payload["meta"])
         if meta.classes != self.classes:
             raise UsageError(
-                f"the data's classes ({', '.join(self.classes)}) differ from the checkpoint's ({', '.join(meta.classes)})"
+                f"the data's classes ({', '.join(self.classes)}) differ from the checkpoint's "
+                f"({', '.join(meta.classes)})"
             )
-        if self.average is not None:
-            self.model.load_state_dict(payload["trained_model"])
-            self.average.load_state_dict(payload["ema"], payload["model"])
-        else:
-            self.model.load_state_dict(payload["model"])
-        self.loss_fn.load_state_dict(payload["loss"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scaler.load_state_dict(payload["grad_scaler"])
-        torch.set_rng_state(payload["rng"]["torch"])
-        if self.device.type == "cuda" and "cuda" in payload["rng"]:
-            torch.cuda.set_rng_state(payload["rng"]["cuda"], self.device)
+        self.parts.restore(payload)
         self.start_epoch = int(payload["epoch"])
         self.history = list(payload["history"])
         self.best = dict(payload["best"])
-
-    def _write_args(self) -> None:
-        args = {"config": self.config.as_dict(), "summary": self.summary()}
-        atomic_write_bytes(self.run_dir / "args.json", (json.dumps(args, indent=2) + "\n").encode())
-
-    def _write_metrics(self) -> None:
-        columns: list[str] = list(dict.fromkeys(key for row in self.history for key in row))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in self.history:
-            writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-        atomic_write_bytes(self.run_dir / "metrics.csv", buffer.getvalue().encode())
 
 
 def _report_columns(report: dict[str, Any]) -> dict[str, float]:
@@ -549,15 +317,3 @@ def _report_columns(report: dict[str, Any]) -> dict[str, float]:
         for key in ("precision", "recall", "f1"):
             columns[f"val_{key}_{name}"] = float(figures[key])
     return columns
-
-
-def parse_milestones(text: str | None) -> tuple[int, ...] | None:
-    """``65,95,125`` -> (65, 95, 125); empty text for a constant learning rate."""
-    if text is None:
-        return None
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise UsageError(
-            f"--milestones takes epoch numbers separated by commas, e.g. 65,95,125; got '{text}'"
-        ) from None

@@ -1,0 +1,50 @@
+"""Everything a scan can be asked for, checked where it is defined; None means the model's own default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from crackcli.errors import OptionError
+from crackcli.io.images import DEFAULT_MAX_PIXELS
+from crackcli.scan.windows import check_window_options
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """The settings of one scan job, as `crack scan` takes them."""
+
+    model: Path | None = None  # None: $CRACK_MODEL, else the shipped default model
+    device: str = "auto"  # auto: a GPU where one is present (checked by the model's runtime)
+    out: Path | None = None  # None: a new runs/scan/expN
+    patch: int | None = None  # window side in photo pixels; None: the model's patch size
+    stride: int | None = None  # None: half a window
+    threshold: float = 0.5  # crack probability from which a window counts as crack
+    mode: str = "auto"  # auto (what the model file records), patch or dense
+    batch: int = 64  # windows per inference call in patch mode
+    overlay: bool = True
+    overlay_max_side: int = 2048  # longer side of overlays; 0: the photo's own size
+    crack_class: str | None = None  # None: the model's
+    shard: tuple[int, int] = (0, 1)  # (I, N): every N-th photo of the sorted input from the I-th
+    force: bool = False  # redo photos whose report is already in `out`
+    max_pixels: int = DEFAULT_MAX_PIXELS  # decompression-bomb guard
+
+    def __post_init__(self) -> None:
+        check_window_options(self.patch, self.stride, self.batch, self.mode)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise OptionError("threshold", "give a probability between 0 and 1", self.threshold)
+        if self.overlay_max_side < 0:
+            raise OptionError(
+                "overlay_max_side", "give a size in pixels, or 0 for the photo's own", self.overlay_max_side
+            )
+        if self.max_pixels < 1:
+            raise OptionError("max_pixels", "give a positive number of pixels", self.max_pixels)
+        index, count = self.shard
+        if count < 1 or not 0 <= index < count:
+            raise OptionError("shard", "I must be 0 to N-1 and N at least 1", f"{index}/{count}")
+
+    @property
+    def summary_name(self) -> str:
+        """The job's CSV: one per shard, so shards of one job can share a folder."""
+        index, count = self.shard
+        return f"summary-{index}-of-{count}.csv" if count > 1 else "summary.csv"

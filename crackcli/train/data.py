@@ -1,0 +1,110 @@
+"""The images of a training run: the training and validation samples of DATA, and their loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from crackcli.data.augment import SyntheticCracks, build_augment
+from crackcli.data.batches import EpochBatches, PatchDataset, collate
+from crackcli.data.folders import (
+    LabelledFolder,
+    holdout_split,
+    index_folder,
+    is_split_layout,
+    limit_per_class,
+    photo_groups,
+    require_classes,
+    unreadable_note,
+)
+from crackcli.errors import UsageError
+from crackcli.io.system import usable_cpus
+from crackcli.train.config import TrainConfig
+from crackcli.train.distributed import Context
+
+
+@dataclass
+class TrainData:
+    classes: tuple[str, ...]
+    train: list[tuple[Path, int]]
+    val: list[tuple[Path, int]]
+    unreadable: list[tuple[Path, str]]
+    layout: str  # "split folders" or "held out X%"
+
+
+def load_train_data(config: TrainConfig) -> TrainData:
+    """Index DATA: ``train/`` + ``val/`` folders, or one folder of classes with ``val_fraction`` held out by photo."""
+    root = Path(config.data)
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a folder; pass the output of crack prepare --split or a folder of class folders")
+    if is_split_layout(root):
+        train = index_folder(root / "train")
+        require_classes(train, "training")
+        try:
+            val = index_folder(root / "val", classes=train.classes)
+        except UsageError as exc:
+            raise UsageError(f"class mismatch between train and val: {exc}") from None
+        missing = [name for name, n in val.counts().items() if n == 0]
+        if missing:
+            raise UsageError(
+                f"class mismatch between train and val: {root / 'val'} has no '{missing[0]}' images; "
+                "add some or re-run crack prepare --split"
+            )
+        train_samples, val_samples = train.samples, val.samples
+        unreadable, layout = train.unreadable + val.unreadable, "split folders"
+        classes = train.classes
+    else:
+        folder = index_folder(root)
+        require_classes(folder, "training")
+        groups = photo_groups(root, folder.samples)
+        train_samples, val_samples = holdout_split(folder.samples, groups, config.val_fraction, config.seed)
+        unreadable, layout, classes = folder.unreadable, f"{config.val_fraction:.0%} held out by photo", folder.classes
+    if config.limit_per_class is not None:
+        train_samples = limit_per_class(train_samples, config.limit_per_class, config.seed)
+    require_classes(LabelledFolder(root, classes, train_samples, []), "training")
+    if config.strict and unreadable:
+        raise unreadable_note(unreadable)
+    return TrainData(classes, train_samples, val_samples, unreadable, layout)
+
+
+def loader_workers(config: TrainConfig, device: torch.device, context: Context) -> int:
+    """Image decoding processes: ``config.workers``, else by device and CPUs."""
+    if config.workers is not None:
+        return max(0, config.workers)
+    cpus = max(1, usable_cpus() // context.world)
+    # On a GPU, decoding must keep up with it; on the CPU the model competes with the loaders for cores.
+    return min(16, cpus) if device.type == "cuda" else min(4, max(1, cpus // 2))
+
+
+def make_loader(
+    samples: list[tuple[Path, int]],
+    config: TrainConfig,
+    ctx: Context,
+    device: torch.device,
+    synthetic_cracks: SyntheticCracks | None,
+    train: bool,
+) -> tuple[EpochBatches, DataLoader]:
+    """The batches of one rank and their loader: augmented and painted for ``train``, in order for validation."""
+    per_rank = max(1, config.batch // ctx.world)
+    augment = build_augment(config.augment) if train else None
+    relabel = synthetic_cracks if train else None
+    dataset = PatchDataset(samples, config.image_size, augment, config.seed, relabel)
+    batches = EpochBatches(
+        len(dataset), per_rank, shuffle=train, seed=config.seed, rank=ctx.rank, world=ctx.world, even=train
+    )
+    workers = loader_workers(config, device, ctx)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        # Workers restart each epoch (cheap with fork): persistent ones took 5 s each to shut down here,
+        # as in pytorch/pytorch#81794.
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator(),  # keeps the loader off the global RNG, which resume restores
+    )
+    return batches, loader
