@@ -19,13 +19,12 @@ import numpy as np
 
 from crackcli.data.tiling import crop
 from crackcli.io.images import is_image_path, read_mask, read_rgb
-from crackcli.model.predictors import load_predictor
+from crackcli.model.predictors import Predictor, load_predictor
 from crackcli.scan.windows import ScanSettings, choose_mode, scan_image
 
 
-def window_scores(model: Path, root: Path, settings: ScanSettings) -> tuple[np.ndarray, np.ndarray, int]:
+def window_scores(predictor: Predictor, root: Path, settings: ScanSettings) -> tuple[np.ndarray, np.ndarray, int]:
     """Crack-pixel fraction and crack probability of every window of every photo under ``root``."""
-    predictor = load_predictor(model, "cpu")
     mode = choose_mode(predictor, settings)
     crack = predictor.meta.classes.index(predictor.meta.crack_class)
     fractions, probs = [], []
@@ -69,17 +68,18 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--crack-min", type=float, default=0.005)
     args = parser.parse_args()
-    patch = args.patch or load_predictor(args.model, "cpu").meta.patch_size
+    predictor = load_predictor(args.model, "cpu")
     modes = args.modes.split(",")
-    print(f"model {args.model}, {patch} px windows every {args.stride or patch // 2} px, threshold {args.threshold}")
+    # The windows crack scan would use: the model's patch size and half a window of stride unless given.
+    settings = {m: ScanSettings.for_model(predictor.meta, args.patch, args.stride, mode=m) for m in modes}
+    window = settings[modes[0]]
+    print(f"model {args.model}, {window.patch} px windows every {window.stride} px, threshold {args.threshold}")
     pooled: dict[str, list] = {mode: [[], []] for mode in modes}
     for root in args.data:
         probs = {}
         for mode in modes:
             started = time.perf_counter()
-            fractions, probs[mode], photos = window_scores(
-                args.model, root, ScanSettings(patch, args.stride or patch // 2, mode=mode)
-            )
+            fractions, probs[mode], photos = window_scores(predictor, root, settings[mode])
             pooled[mode][0].append(fractions)
             pooled[mode][1].append(probs[mode])
             r = figures(fractions, probs[mode], args.crack_min, args.threshold)

@@ -49,8 +49,8 @@ def main() -> None:
     evaluation = evaluate_folder(predictor, index_eval_folder(args.val, predictor.meta.classes))
     patch_probs, is_crack = evaluation.probs[:, crack], evaluation.targets == crack
 
-    settings = ScanSettings(predictor.meta.patch_size, predictor.meta.patch_size // 2, mode="patch")
-    scored = [window_scores(args.model, root, settings) for root in args.photos]
+    settings = ScanSettings.for_model(predictor.meta, mode="patch")
+    scored = [window_scores(predictor, root, settings) for root in args.photos]
     fractions = np.concatenate([s[0] for s in scored])
     window_probs = np.concatenate([s[1] for s in scored])
 

@@ -21,7 +21,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from conftest import texture_photo
+from helpers import texture_photo
 from PIL import Image
 
 

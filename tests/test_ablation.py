@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import write_patch_folders
+from helpers import write_patch_folders
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation.py"
 

@@ -90,7 +90,7 @@ def test_prepare_goes_through_the_corpus(corpus, tmp_path):
 
 def test_train_and_eval_go_through_the_corpus(tmp_path):
     """The corpus as the crack class of a labelled folder, beside good patches of both classes."""
-    from conftest import write_patch_folders
+    from helpers import write_patch_folders
 
     data = write_patch_folders(tmp_path / "data", {"train": 10, "val": 4})
     good, bad = write_corpus(data / "train" / "crack" / "corpus")

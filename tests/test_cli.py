@@ -1,11 +1,17 @@
+import ast
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+import crackcli
 from crackcli import __version__
 from crackcli.cli import app
+from crackcli.cli.flags import as_flags
 
 runner = CliRunner()
 
@@ -36,3 +42,56 @@ def test_module_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "crackcli", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"crack {__version__}"
+
+
+def test_help_imports_no_heavy_library():
+    """`crack --help` and each command's help stay fast: torch, ONNX and OpenCV load only when a command runs."""
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from crackcli.cli import app\n"
+        "for args in (['--help'], ['scan', '--help'], ['train', '--help'], ['prepare', '--help']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0\n"
+        "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'cv2', 'numpy') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("raise `max_pixels` if the photo is genuine", "raise --max-pixels if the photo is genuine"),
+        ("use `mode=patch`", "use --mode patch"),
+        ("or try `amp=False`", "or try --no-amp"),
+        ("`image_format` tif: choose png or jpg", "--format tif: choose png or jpg"),
+        ("`precision=int8` needs `calibrate` FOLDER", "--int8 needs --calibrate FOLDER"),
+        ("a `backtick` of prose stays", "a --backtick of prose stays"),
+    ],
+)
+def test_settings_named_in_messages_are_shown_as_flags(message, shown):
+    assert as_flags(message) == shown
+
+
+def test_an_option_error_from_the_core_reaches_the_user_as_its_flag(tmp_path):
+    result = runner.invoke(app, ["scan", str(tmp_path), "--threshold", "1.5"])
+    assert result.exit_code == 2
+    assert "crack: error: --threshold 1.5: give a probability between 0 and 1" in result.stderr
+
+
+def test_the_core_names_settings_never_flags():
+    """Messages raised outside the CLI name fields (`max_pixels`), so library callers read what they passed;
+    a whole command line (``crack prepare --split``) is the one exception."""
+    offenders = []
+    for path in sorted(Path(crackcli.__file__).parent.rglob("*.py")):
+        if "cli" in path.relative_to(Path(crackcli.__file__).parent).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                for text in (c.value for c in ast.walk(node.exc) if isinstance(c, ast.Constant)):
+                    if isinstance(text, str) and any(
+                        not re.search(r"crack \w+ $", text[: flag.start()]) for flag in re.finditer(r"--[a-z]", text)
+                    ):
+                        offenders.append(f"{path.name}: {text}")
+    assert offenders == []

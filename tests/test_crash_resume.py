@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from conftest import write_patch_folders
+from helpers import write_patch_folders
 
 from crackcli.model.checkpoint import load_checkpoint
 

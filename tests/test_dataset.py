@@ -2,7 +2,7 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import write_patch_folders
+from helpers import write_patch_folders
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

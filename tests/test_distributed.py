@@ -76,7 +76,7 @@ def train_worker(rank: int, world: int, port: int, data: str, out_dir: str) -> N
 
 
 def test_two_process_training_keeps_ranks_identical_and_only_rank_0_writes(tmp_path):
-    from conftest import write_patch_folders
+    from helpers import write_patch_folders
 
     data = write_patch_folders(tmp_path / "patches", {"train": 16, "val": 4})
     mp.spawn(train_worker, args=(2, free_port(), str(data), str(tmp_path)), nprocs=2, join=True)

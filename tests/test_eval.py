@@ -4,7 +4,7 @@ import pickle
 
 import pytest
 import torch
-from conftest import write_patch_folders
+from helpers import write_patch_folders
 from typer.testing import CliRunner
 
 from crackcli.cli import app

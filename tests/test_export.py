@@ -4,7 +4,7 @@ import os
 import numpy as np
 import onnx
 import pytest
-from conftest import crack_patch, texture_photo
+from helpers import crack_patch, texture_photo
 from typer.testing import CliRunner
 
 from crackcli.cli import app

@@ -69,7 +69,7 @@ def test_truncated_files_are_refused(tmp_path, suffix):
 
 def test_pixel_limit_is_checked_before_decoding(tmp_path):
     write_image(tmp_path / "big.png", pixels(100, 100))
-    with pytest.raises(ImageReadError, match="max-pixels"):
+    with pytest.raises(ImageReadError, match="`max_pixels`"):
         read_rgb(tmp_path / "big.png", max_pixels=5000)
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_patch_folders, write_photo
+from helpers import write_patch_folders, write_photo
 
 from crackcli.io.images import read_rgb
 from crackcli.io.interrupts import DeferredInterrupt

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import texture_photo
+from helpers import texture_photo
 
 from crackcli.io.images import write_image
 

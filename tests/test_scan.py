@@ -4,7 +4,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import texture_photo
+from helpers import texture_photo
 from typer.testing import CliRunner
 
 from crackcli.cli import app

@@ -9,15 +9,19 @@ import zipfile
 from pathlib import Path
 
 from crackcli.model.predictors import OnnxPredictor
-from crackcli.model.shipped import DEFAULT_MODEL_NAME, DEFAULT_WEIGHTS_NAME, default_model
+from crackcli.model.shipped import DEFAULT_MODEL_NAME, DEFAULT_WEIGHTS_NAME, MODEL_ENV, default_model
 from crackcli.model.torch_files import load_plain
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 
 
-def test_default_model_is_shipped_and_dense_capable():
-    assert default_model() == MODELS / DEFAULT_MODEL_NAME or os.environ.get("CRACK_MODEL")
+def test_default_model_is_shipped_and_dense_capable(monkeypatch, tmp_path):
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    assert default_model() == MODELS / DEFAULT_MODEL_NAME
+    # $CRACK_MODEL wins over the shipped file, whatever it names.
+    monkeypatch.setenv(MODEL_ENV, str(tmp_path / "mine.onnx"))
+    assert default_model() == tmp_path / "mine.onnx"
     predictor = OnnxPredictor(MODELS / DEFAULT_MODEL_NAME, "cpu")
     meta = predictor.info.meta
     assert meta.classes[meta.classes.index(meta.crack_class)] == "crack"

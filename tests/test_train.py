@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import write_patch_folders
+from helpers import write_patch_folders
 from typer.testing import CliRunner
 
 from crackcli.cli import app
-from crackcli.errors import CrackError, UsageError
+from crackcli.errors import CrackError, OptionError
 from crackcli.model.backbones import build_model
 from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, save_release
 from crackcli.model.export import training_summary
@@ -280,5 +280,5 @@ def test_ema_validates_and_saves_the_average_and_keeps_the_raw_weights_for_resum
 
 
 def test_unknown_crack_class_is_refused(patch_data, tmp_path):
-    with pytest.raises(UsageError, match="crack-class"):
+    with pytest.raises(OptionError, match="`crack_class` .spall."):
         Trainer(tiny_config(patch_data, tmp_path, crack_class="spall"))

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from crackcli.errors import UsageError
+from crackcli.errors import OptionError
 from crackcli.io.images import is_image_path, walk_files
 
 
@@ -34,7 +34,7 @@ def collect_inputs(sources: Iterable[str], out: Path) -> tuple[list[Path], list[
         if path.is_dir():
             resolved = path.resolve()
             if out_resolved == resolved or resolved in out_resolved.parents:
-                raise UsageError(f"--out {out} is inside the source folder {source}; choose an --out outside it")
+                raise OptionError("out", f"inside the source folder {source}; choose an `out` outside it", out)
             found += sorted(p for p in walk_files(path, unlisted) if is_image_path(p))
         elif path.is_file():
             found.append(path)
@@ -71,13 +71,11 @@ def safe_stems(paths: list[Path]) -> list[str]:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``I/N`` (I counted from 0) -> (I, N)."""
+    """``I/N`` (I counted from 0) -> (I, N); whether they make a shard is the scan options' check."""
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
-        raise UsageError(f"--shard '{text}': give I/N, e.g. 0/4 for the first of four shards") from None
-    if count < 1 or not 0 <= index < count:
-        raise UsageError(f"--shard '{text}': I must be 0 to N-1 and N at least 1")
+        raise OptionError("shard", "give I/N, e.g. 0/4 for the first of four shards", f"'{text}'") from None
     return index, count
 
 

@@ -1,0 +1,151 @@
+"""The scan API used directly, as a library caller or a benchmark does: no command line involved."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import texture_photo
+
+from crackcli.cli.flags import as_flags
+from crackcli.errors import OptionError, UsageError
+from crackcli.io.images import write_image
+from crackcli.model.meta import ModelMeta
+from crackcli.model.shipped import MODEL_ENV
+from crackcli.scan.api import ScanEvents, ScanOptions, open_model, plan_scan, scan_photos
+from crackcli.scan.windows import ScanSettings
+
+
+class Recorder(ScanEvents):
+    """Remembers every event in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object]] = []
+
+    def started(self, total: int) -> None:
+        self.seen.append(("started", total))
+
+    def advanced(self, count: int = 1) -> None:
+        self.seen.append(("advanced", count))
+
+    def photo_scanned(self, report: dict) -> None:
+        self.seen.append(("scanned", Path(report["image"]).name))
+
+    def photo_failed(self, message: str) -> None:
+        self.seen.append(("failed", message))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Three photos, one with a crack line, one corrupt, in nested folders."""
+    root = tmp_path_factory.mktemp("api_photos")
+    write_image(root / "b" / "cracked.jpg", texture_photo(320, 256, seed=5, crack_rows=(128,)), jpeg_quality=95)
+    write_image(root / "a" / "clean.png", texture_photo(256, 192, seed=6))
+    (root / "c").mkdir()
+    (root / "c" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    return root
+
+
+def test_settings_take_the_model_defaults_unless_given():
+    meta = ModelMeta("resnet18", ("crack", "no_crack"), "crack", 64, (0.5,) * 3, (0.2,) * 3, patch_size=96)
+    assert ScanSettings.for_model(meta) == ScanSettings(patch=96, stride=48)
+    assert ScanSettings.for_model(meta, patch=50) == ScanSettings(patch=50, stride=25)
+    assert ScanSettings.for_model(meta, stride=10, mode="dense") == ScanSettings(patch=96, stride=10, mode="dense")
+
+
+def test_plan_and_run_a_folder_like_crack_scan(crack_model, folder, tmp_path):
+    _, model, _ = crack_model
+    out = tmp_path / "out"
+    planned = plan_scan([str(folder)], ScanOptions(model=model, out=out, patch=64))
+    assert [path.name for path, _ in planned.photos] == ["clean.png", "cracked.jpg", "broken.jpg"]
+    assert planned.out == out and planned.job.settings == ScanSettings(patch=64, stride=32)
+    assert not out.exists()  # planning writes nothing
+
+    events = Recorder()
+    result = planned.run(events)
+    assert (result.scanned, result.failed, result.kept, result.with_cracks) == (2, 1, 0, 1)
+    assert events.seen[0] == ("started", 3)
+    assert [e for e in events.seen if e[0] == "scanned"] == [("scanned", "clean.png"), ("scanned", "cracked.jpg")]
+    failures = [str(message) for kind, message in events.seen if kind == "failed"]
+    assert len(failures) == 1 and "broken.jpg" in failures[0]
+    assert sum(count for kind, count in events.seen if kind == "advanced") == 3
+
+    report = json.loads((out / "cracked.json").read_text())
+    assert report["patch"] == 64 and report["stride"] == 32 and report["summary"]["crack_windows"] > 0
+    with open(out / "summary.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["status"] for row in rows] == ["scanned", "scanned", "failed"]
+
+    again = scan_photos([str(folder)], ScanOptions(model=model, out=out, patch=64))
+    assert (again.scanned, again.kept, again.failed) == (0, 2, 1)
+
+
+def test_inputs_that_name_no_photo_are_counted_and_reported(crack_model, folder, tmp_path):
+    _, model, _ = crack_model
+    events = Recorder()
+    missing = str(tmp_path / "nowhere.jpg")
+    result = scan_photos([str(folder / "a"), missing], ScanOptions(model=model, out=tmp_path / "o", patch=64), events)
+    assert (result.scanned, result.failed) == (1, 1)
+    assert any(kind == "failed" and missing in str(message) for kind, message in events.seen)
+
+
+def test_shards_and_a_new_run_folder_when_no_out_is_given(crack_model, folder, tmp_path, monkeypatch):
+    _, model, _ = crack_model
+    monkeypatch.chdir(tmp_path)
+    first = plan_scan([str(folder)], ScanOptions(model=model, patch=64, shard=(0, 2)))
+    second = plan_scan([str(folder)], ScanOptions(model=model, patch=64, shard=(1, 2)))
+    assert first.out == Path("runs/scan/exp") and second.out == Path("runs/scan/exp2")
+    names = [p.name for p, _ in first.photos] + [p.name for p, _ in second.photos]
+    assert sorted(names) == ["broken.jpg", "clean.png", "cracked.jpg"]
+    first.run()
+    assert (first.out / "summary-0-of-2.csv").is_file()
+
+
+def test_the_model_is_the_option_else_the_environment_else_the_shipped_one(crack_model, monkeypatch, tmp_path):
+    _, model, _ = crack_model
+    monkeypatch.setenv(MODEL_ENV, str(model))
+    assert open_model().source == model
+    monkeypatch.setenv(MODEL_ENV, str(tmp_path / "gone.onnx"))
+    with pytest.raises(UsageError, match="gone.onnx"):
+        open_model()
+    monkeypatch.delenv(MODEL_ENV)
+    assert open_model().source.name == "crack-default.onnx"
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "shown"),
+    [
+        ({"threshold": 1.5}, "threshold", "--threshold 1.5"),
+        ({"patch": 4}, "patch", "--patch 4"),
+        ({"stride": 0}, "stride", "--stride 0"),
+        ({"batch": 0}, "batch", "--batch 0"),
+        ({"mode": "fast"}, "mode", "--mode 'fast'"),
+        ({"shard": (2, 2)}, "shard", "--shard 2/2"),
+        ({"overlay_max_side": -1}, "overlay_max_side", "--overlay-size -1"),
+    ],
+)
+def test_options_check_themselves_and_name_the_field(options, field, shown):
+    with pytest.raises(OptionError) as error:
+        ScanOptions(**options)
+    assert error.value.field == field
+    assert str(error.value).startswith(f"`{field}`")  # a library caller reads the field it passed
+    assert "--" not in str(error.value)
+    assert as_flags(str(error.value)).startswith(shown)  # the command line shows the flag
+
+
+def test_a_crack_class_the_model_lacks_is_refused_before_anything_is_written(crack_model, folder, tmp_path):
+    _, model, _ = crack_model
+    with pytest.raises(UsageError, match="`crack_class`"):
+        plan_scan([str(folder)], ScanOptions(model=model, out=tmp_path / "x", crack_class="spall"))
+    assert not (tmp_path / "x").exists()
+
+
+def test_scores_are_probabilities_in_class_order(crack_model, folder, tmp_path):
+    _, model, _ = crack_model
+    planned = plan_scan([str(folder / "b")], ScanOptions(model=model, out=tmp_path / "p", patch=64, overlay=False))
+    planned.run()
+    report = json.loads((tmp_path / "p" / "cracked.json").read_text())
+    probs = np.array([w["probs"] for w in report["windows"]])
+    assert np.allclose(probs.sum(1), 1, atol=1e-3) and report["classes"] == ["crack", "no_crack"]
+    assert "overlay" not in report["outputs"]
