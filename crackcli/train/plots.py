@@ -9,10 +9,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from crackcli.io.atomic import atomic_write_bytes  # noqa: E402
+from crackcli.io.atomic import atomic_write_bytes
 
 
 def _save(figure: plt.Figure, path: Path) -> None:
