@@ -1,4 +1,4 @@
-"""The README's examples run as written: every ```bash block, in order, in one workspace shaped like the
+"""The README's examples run as written: every ```bash and ```python block, in order, in one workspace shaped like the
 repository root (sample_images/, models/) plus what the examples say a user has (photos/ sorted into
 class folders).  Blocks preceded by ``<!-- not run: reason -->`` are skipped; they need a GPU, the
 internet or are the set-up itself."""
@@ -16,11 +16,13 @@ from helpers import texture_photo
 from crackcli.io.images import write_image
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"(?:<!-- not run: (?P<reason>[^>]+) -->\n)?```bash\n(?P<code>.*?)```", re.S)
+BLOCK = re.compile(r"(?:<!-- not run: (?P<reason>[^>]+) -->\n)?```(?P<language>bash|python)\n(?P<code>.*?)```", re.S)
+RUNNERS = {"bash": ["bash", "-euo", "pipefail", "-c"], "python": [sys.executable, "-c"]}
 
 
-def readme_blocks() -> list[tuple[str, str | None]]:
-    return [(m["code"], m["reason"]) for m in BLOCK.finditer((REPO / "README.md").read_text(encoding="utf-8"))]
+def readme_blocks() -> list[tuple[str, str | None, str]]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return [(m["code"], m["reason"], m["language"]) for m in BLOCK.finditer(text)]
 
 
 @pytest.fixture
@@ -43,20 +45,20 @@ def user_env() -> dict[str, str]:
 
 def test_readme_has_examples_and_says_why_any_are_not_run():
     blocks = readme_blocks()
-    assert sum(reason is None for _, reason in blocks) >= 8
-    assert all(reason is None or len(reason.split()) >= 3 for _, reason in blocks)
+    assert sum(reason is None for _, reason, _ in blocks) >= 8
+    assert any(language == "python" and reason is None for _, reason, language in blocks)
+    assert all(reason is None or len(reason.split()) >= 3 for _, reason, _ in blocks)
 
 
 def test_every_readme_example_runs(workspace):
     env = user_env()
-    for code, reason in readme_blocks():
+    for code, reason, language in readme_blocks():
         if reason is not None:
             continue
-        proc = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", code], cwd=workspace, env=env, capture_output=True, text=True
-        )
+        proc = subprocess.run([*RUNNERS[language], code], cwd=workspace, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, f"README example failed:\n{code}\n--- stderr:\n{proc.stderr[-3000:]}"
     assert (workspace / "runs" / "scan" / "my-model" / "summary.csv").is_file()
+    assert (workspace / "runs" / "scan" / "library" / "summary.csv").is_file()
 
 
 def test_make_demo_script_scans_a_sample_photo(workspace):
