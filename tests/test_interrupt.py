@@ -29,6 +29,9 @@ def interrupt_after(command: list[str], started: callable, delay: float, cwd: Pa
         [sys.executable, "-m", "crackcli", *command],
         cwd=cwd,
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+        # A shell runs background jobs with Ctrl-C ignored, and an ignored signal stays ignored across exec:
+        # give the job the default disposition, as an interactive terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
