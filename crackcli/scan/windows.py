@@ -4,8 +4,7 @@ Windows come from ``tiling.grid`` (the geometry `crack prepare` cuts patches wit
 square, ``stride`` apart, the last row and column shifted to end at the border.  Two ways to score them:
 
 - ``patch``: every window is cut, resized to the model's input and classified, as training saw patches
-  (the photo is shrunk to the model's scale once and windows are cut from it, which gives the same
-  pixels as shrinking each window; see ``model_scale``).  Its cost grows with the overlap.
+  (``scan.patches``).  Its cost grows with the number of windows.
 - ``dense``: for backbones whose head is linear after a global average pool (ResNets), the photo is
   resized once by ``image_size / patch``, the trunk runs over it once (in tiles with halos, so memory
   stays bounded), and each window's logits are the average of the per-location logits it covers.  A
@@ -20,11 +19,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from crackcli.data.preprocess import fit_patch
-from crackcli.data.tiling import Window, crop, grid
+from crackcli.data.tiling import Window, grid
 from crackcli.errors import OptionError
 from crackcli.model.meta import ModelMeta
 from crackcli.model.predictors import Predictor, softmax
+from crackcli.scan.patches import patch_probs
 
 MODES = ("auto", "patch", "dense")
 CELL = 32  # output stride of the ResNet trunks dense mode supports: one logit cell per 32 input pixels
@@ -138,92 +137,7 @@ def scan_image(
     windows = scan_grid(width, height, settings)
     if mode == "dense" and dense_applies(photo_size, settings, predictor.meta.image_size):
         return WindowScores(windows, dense_probs(predictor, rgb, photo_size, windows, settings.patch), "dense")
-    scale = predictor.meta.image_size / settings.patch
-    return WindowScores(
-        windows, patch_probs(predictor, window_cuts(rgb, photo_size, windows, scale), settings.batch), "patch"
-    )
-
-
-def window_cuts(
-    rgb: np.ndarray, photo_size: tuple[int, int], windows: list[Window], scale: float
-) -> list[tuple[np.ndarray, Window]]:
-    """Where to cut each window from: the photo shrunk once to the model's scale where the window falls
-    on its pixel grid (all windows but a shifted last row or column, when the stride allows), else the
-    decoded pixels, to be resized one by one.  Both give the same model input.
-    """
-    decoded = (
-        windows
-        if rgb.shape[1] == photo_size[0]
-        else scaled_windows(windows, rgb.shape[1] / photo_size[0], rgb.shape, photo_size)
-    )
-    pixels, factor = model_scale(rgb, photo_size, scale)
-    if pixels is rgb:
-        return [(rgb, window) for window in decoded]
-    shrunk = scaled_windows(windows, factor, pixels.shape, photo_size)
-    return [
-        (pixels, small) if _on_grid(window, factor, photo_size) else (rgb, large)
-        for window, small, large in zip(windows, shrunk, decoded)
-    ]
-
-
-def _on_grid(window: Window, factor: float, photo_size: tuple[int, int]) -> bool:
-    """The window, scaled by ``factor``, starts and ends on whole pixels and lies inside the photo."""
-    inside = (
-        window.x >= 0
-        and window.y >= 0
-        and window.x + window.size <= photo_size[0]
-        and window.y + window.size <= photo_size[1]
-    )
-    return inside and all(abs(v * factor - round(v * factor)) < 1e-6 for v in (window.x, window.y, window.size))
-
-
-def model_scale(rgb: np.ndarray, photo_size: tuple[int, int], scale: float) -> tuple[np.ndarray, float]:
-    """The photo's pixels at ``scale`` model pixels per photo pixel where that shrinks it (else ``rgb``
-    as it is), and the pixels per photo pixel of the result.
-
-    Shrinking the whole photo once (area averaging at exactly that scale, as ``fit_patch`` shrinks a
-    window) instead of every window gives the same pixels for every window whose origin falls on a whole
-    model pixel, as all do but a shifted last row or column, at a fraction of the cost when windows
-    overlap.  Enlarging is left to each window: a whole photo enlarged would not fit in memory.
-    """
-    factor = rgb.shape[1] / photo_size[0]  # below 1 for a reduced decode
-    if scale >= factor:
-        return rgb, factor
-    relative = scale / factor
-    return cv2.resize(rgb, None, fx=relative, fy=relative, interpolation=cv2.INTER_AREA), scale
-
-
-def scaled_windows(
-    windows: list[Window], factor: float, shape: tuple[int, ...], photo_size: tuple[int, int]
-) -> list[Window]:
-    """``windows`` (photo pixels) on the photo scaled by ``factor`` to ``shape``: a window inside the photo
-    stays inside the image despite rounding; one reaching out of it (the pad rule) still does, to be
-    filled by reflection."""
-    height, width = shape[:2]
-    scaled = []
-    for window in windows:
-        size = max(1, round(window.size * factor))
-        x, y = round(window.x * factor), round(window.y * factor)
-        if window.x + window.size <= photo_size[0]:
-            x = min(x, max(0, width - size))
-        if window.y + window.size <= photo_size[1]:
-            y = min(y, max(0, height - size))
-        scaled.append(Window(x, y, size))
-    return scaled
-
-
-def patch_probs(predictor: Predictor, cuts: list[tuple[np.ndarray, Window]], batch: int) -> np.ndarray:
-    """Cut every window from its image, bring it to the model's input size (a copy when it is already)
-    and classify it."""
-    size = predictor.meta.image_size
-    probs = np.empty((len(cuts), len(predictor.meta.classes)), np.float32)
-    buffer = np.empty((min(batch, len(cuts)), size, size, 3), np.uint8)
-    for start in range(0, len(cuts), batch):
-        chunk = cuts[start : start + batch]
-        for i, (image, window) in enumerate(chunk):
-            buffer[i] = fit_patch(crop(image, window), size)
-        probs[start : start + len(chunk)] = predictor.predict(buffer[: len(chunk)].transpose(0, 3, 1, 2))
-    return probs
+    return WindowScores(windows, patch_probs(predictor, rgb, photo_size, windows, settings.batch), "patch")
 
 
 def dense_probs(
