@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from crackcli.cli.console import EXIT_FAILED_INPUTS, ProgressView, err, finish_by_rerunning, print_error
 
@@ -43,6 +42,8 @@ def prepare(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
     """Cut photos into square patches, label them by folder or mask, and split them by photo."""
+    from rich.table import Table
+
     from crackcli.data.prepare import PrepareOptions, Preparer, parse_class_mask, parse_split
 
     options = PrepareOptions(

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from crackcli import __version__
 from crackcli.cli.console import out
@@ -18,6 +17,8 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
     """Show package versions, torch devices, ONNX Runtime providers and CPU threads, or what a model file says."""
+    from rich.table import Table
+
     from crackcli.io.system import environment_report
     from crackcli.model.shipped import default_model
 
@@ -48,6 +49,8 @@ def info(
 
 
 def _describe_model(path: Path, as_json: bool) -> None:
+    from rich.table import Table
+
     from crackcli.model.describe import model_file_info
 
     details = model_file_info(path)

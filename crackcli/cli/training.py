@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from crackcli.cli.console import EXIT_FAILED_INPUTS, ProgressView, err, finish_by_rerunning, out, print_error
 from crackcli.errors import UsageError
@@ -171,6 +170,8 @@ def evaluate(
 
 
 def _print_report(report: dict[str, Any], model: str) -> None:
+    from rich.table import Table
+
     table = Table(title=model)
     for column in ("class", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="right" if column != "class" else "left")

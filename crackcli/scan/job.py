@@ -30,7 +30,14 @@ from crackcli.scan.events import ScanEvents
 from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, summarize
 from crackcli.scan.options import ScanOptions
 from crackcli.scan.overlay import render_overlay, viewing_size
-from crackcli.scan.windows import ScanSettings, choose_mode, decode_reduction, dense_applies, scan_image
+from crackcli.scan.windows import (
+    ScanSettings,
+    WindowScores,
+    choose_mode,
+    decode_reduction,
+    dense_applies,
+    scan_image,
+)
 
 SUMMARY_FIELDS = (
     "image",
@@ -84,27 +91,61 @@ class ScanJob:
         self.reduce = decode_reduction(predictor, self.settings)
 
     def run(self, photos: list[tuple[Path, str]], events: ScanEvents | None = None) -> JobResult:
-        """Scan (path, output stem) pairs in order; a failing photo is reported and skipped."""
+        """Scan (path, output stem) pairs in order; a failing photo is reported and skipped.
+
+        Three stages overlap: the next photo is decoded, this one scored, the previous one rendered and
+        written (on a writer thread). Each photo's outputs are whole before it is reported, in input order.
+        """
         events = events or ScanEvents()
         events.started(len(photos))
         result = JobResult()
         self.out.mkdir(parents=True, exist_ok=True)
-        for path, stem, decoded in self._decoded_ahead(photos):
-            try:
-                report, kept = self._report_for(path, stem, decoded)
-            except CrackError as exc:
-                result.failed += 1
-                result.rows.append({"image": str(path), "status": "failed", "error": str(exc)})
-                events.photo_failed(str(exc))
-            else:
-                result.kept += kept
-                result.scanned += not kept
-                result.with_cracks += report["summary"]["crack_windows"] > 0
-                result.rows.append(_summary_row(report, "kept" if kept else "scanned"))
-                events.photo_scanned(report)
-            events.advanced(1)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as writer:
+            previous: tuple[Path, Future] | None = None
+            for path, stem, decoded in self._decoded_ahead(photos):
+                current = (path, self._start(path, stem, decoded, writer))
+                if previous is not None:
+                    self._record(*previous, result, events)
+                previous = current
+            if previous is not None:
+                self._record(*previous, result, events)
         self._write_summary(result.rows)
         return result
+
+    def _start(
+        self, path: Path, stem: str, decoded: _Decoded | CrackError | None, writer: ThreadPoolExecutor
+    ) -> Future:
+        """The photo's (report, kept) as a future: scored here, rendered and written on ``writer``."""
+        outcome: Future = Future()
+        try:
+            if decoded is None:
+                try:
+                    outcome.set_result((json.loads(self._report_path(stem).read_text()), True))
+                    return outcome
+                except (OSError, ValueError):
+                    decoded = self._decode(path)  # an unreadable earlier report is redone
+            if isinstance(decoded, CrackError):
+                raise decoded
+            scored = self._score(decoded)
+        except CrackError as exc:
+            outcome.set_exception(exc)
+            return outcome
+        return writer.submit(lambda: (self._render(path, stem, decoded, *scored), False))
+
+    def _record(self, path: Path, outcome: Future, result: JobResult, events: ScanEvents) -> None:
+        try:
+            report, kept = outcome.result()
+        except CrackError as exc:
+            result.failed += 1
+            result.rows.append({"image": str(path), "status": "failed", "error": str(exc)})
+            events.photo_failed(str(exc))
+        else:
+            result.kept += kept
+            result.scanned += not kept
+            result.with_cracks += report["summary"]["crack_windows"] > 0
+            result.rows.append(_summary_row(report, "kept" if kept else "scanned"))
+            events.photo_scanned(report)
+        events.advanced(1)
 
     def _decoded_ahead(
         self, photos: list[tuple[Path, str]]
@@ -148,21 +189,18 @@ class ScanJob:
     def _report_path(self, stem: str) -> Path:
         return self.out / f"{stem}.json"
 
-    def _report_for(self, path: Path, stem: str, decoded: _Decoded | CrackError | None) -> tuple[dict[str, Any], bool]:
-        if decoded is None:
-            try:
-                return json.loads(self._report_path(stem).read_text()), True
-            except (OSError, ValueError):
-                decoded = self._decode(path)  # an unreadable earlier report is redone
-        if isinstance(decoded, CrackError):
-            raise decoded
-        return self._scan(path, stem, decoded), False
+    def _score(self, decoded: _Decoded) -> tuple[WindowScores, float]:
+        """The window scores of a photo, and the seconds they took."""
+        started = time.perf_counter()
+        scores = scan_image(self.predictor, decoded.rgb, decoded.size, self.settings, self.mode)
+        return scores, time.perf_counter() - started
 
-    def _scan(self, path: Path, stem: str, decoded: _Decoded) -> dict[str, Any]:
+    def _render(
+        self, path: Path, stem: str, decoded: _Decoded, scores: WindowScores, inference_s: float
+    ) -> dict[str, Any]:
+        """Heatmap, regions, overlay and report of a scored photo, written; the report."""
         options, settings, out = self.options, self.settings, self.out
         width, height = decoded.size
-        started = time.perf_counter()
-        scores = scan_image(self.predictor, decoded.rgb, decoded.size, settings, self.mode)
         crack = scores.probs[:, self.crack_index]
         inferred = time.perf_counter()
 
@@ -209,7 +247,7 @@ class ScanJob:
             "outputs": outputs,
             "timing_s": {
                 "decode": round(decoded.seconds, 4),
-                "inference": round(inferred - started, 4),
+                "inference": round(inference_s, 4),
                 "render": round(rendered - inferred, 4),
             },
             "crackcli_version": __version__,

@@ -21,24 +21,33 @@ def viewing_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def heat_colours(heat: np.ndarray) -> np.ndarray:
-    """RGB colours of probabilities 0..1 (the turbo colour map: blue low, red high)."""
-    levels = np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+# The turbo colour map (blue low, red high) as an RGB table of 256 levels, for applyColorMap.
+_TURBO_RGB = cv2.cvtColor(
+    cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB
+)
+
+
+def heat_levels(heat: np.ndarray) -> np.ndarray:
+    """Probabilities 0..1 as uint8 levels 0..255."""
+    return np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def heat_colours(levels: np.ndarray) -> np.ndarray:
+    """RGB colours of uint8 probability levels (turbo: blue low, red high)."""
+    return cv2.applyColorMap(levels, _TURBO_RGB)
 
 
 def render_overlay(
     rgb: np.ndarray, heat: np.ndarray, crack_mask: np.ndarray, threshold: float, size: tuple[int, int], caption: str
 ) -> np.ndarray:
     """The photo at ``size`` with heat blended in proportion to the probability, regions outlined, a legend."""
-    width, height = size
     base = rgb if rgb.shape[1::-1] == size else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    heat_up = cv2.resize(heat, size, interpolation=cv2.INTER_LINEAR)
-    alpha = np.clip(heat_up, 0, 1)
-    alpha *= MAX_ALPHA
-    # One pass per pixel in OpenCV: base·(1 - α) + colour·α, rounded; float temporaries of the whole
-    # picture in NumPy cost more than the rest of the overlay together.
-    image = cv2.blendLinear(base, heat_colours(heat_up), 1 - alpha, alpha)
+    # Levels are interpolated as uint8 (a fraction of the cost of floats over a whole picture); the
+    # blend is one OpenCV pass: base·(1 - α) + colour·α with α = 0.6·probability.
+    levels = cv2.resize(heat_levels(heat), size, interpolation=cv2.INTER_LINEAR)
+    alpha = levels.astype(np.float32)
+    alpha *= MAX_ALPHA / 255
+    image = cv2.blendLinear(base, heat_colours(levels), 1 - alpha, alpha)
 
     mask_up = cv2.resize(crack_mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
     contours, _ = cv2.findContours(mask_up, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -63,7 +72,7 @@ def _draw_legend(image: np.ndarray, threshold: float, caption: str) -> None:
     panel = image[y0:height, x0 : x0 + box_w]
     panel[:] = (panel * 0.35).astype(np.uint8)  # darken under the legend so it reads on any photo
 
-    bar = heat_colours(np.linspace(0, 1, bar_w, dtype=np.float32)[None, :].repeat(bar_h, 0))
+    bar = heat_colours(heat_levels(np.linspace(0, 1, bar_w, dtype=np.float32)[None, :].repeat(bar_h, 0)))
     bx, by = x0 + pad, y0 + pad + text_h
     image[by : by + bar_h, bx : bx + bar_w] = bar
     tick = bx + int(threshold * (bar_w - 1))

@@ -53,9 +53,9 @@ def model_scale(rgb: np.ndarray, photo_size: tuple[int, int], scale: float) -> t
     """The photo at ``scale`` pixels per photo pixel where that shrinks ``rgb`` (else ``rgb`` itself), and
     the pixels per photo pixel of what is returned."""
     factor = rgb.shape[1] / photo_size[0]  # below 1 for a reduced decode
-    if scale >= factor:
-        return rgb, factor
     relative = scale / factor
+    if relative >= 1 or min(rgb.shape[:2]) * relative < 1:  # enlarging, or a sliver that would vanish
+        return rgb, factor
     # fx/fy rather than a size: the mapping is then exactly ``relative``, so window origins on whole
     # pixels at that scale cover the same source pixels as the windows shrunk alone.
     return cv2.resize(rgb, None, fx=relative, fy=relative, interpolation=cv2.INTER_AREA), scale
