@@ -29,7 +29,7 @@ from crackcli.model.predictors import Predictor
 from crackcli.scan.events import ScanEvents
 from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, summarize
 from crackcli.scan.options import ScanOptions
-from crackcli.scan.overlay import render_overlay, viewing_size
+from crackcli.scan.overlay import render_overlay, viewing_pixels, viewing_size
 from crackcli.scan.windows import (
     ScanSettings,
     WindowScores,
@@ -126,11 +126,13 @@ class ScanJob:
                     decoded = self._decode(path)  # an unreadable earlier report is redone
             if isinstance(decoded, CrackError):
                 raise decoded
+            # The overlay's picture does not depend on the scores: shrink it on the writer while scoring.
+            base = writer.submit(self._overlay_base, decoded)
             scored = self._score(decoded)
         except CrackError as exc:
             outcome.set_exception(exc)
             return outcome
-        return writer.submit(lambda: (self._render(path, stem, decoded, *scored), False))
+        return writer.submit(lambda: (self._render(path, stem, decoded, base.result(), *scored), False))
 
     def _record(self, path: Path, outcome: Future, result: JobResult, events: ScanEvents) -> None:
         try:
@@ -195,8 +197,20 @@ class ScanJob:
         scores = scan_image(self.predictor, decoded.rgb, decoded.size, self.settings, self.mode)
         return scores, time.perf_counter() - started
 
+    def _overlay_base(self, decoded: _Decoded) -> np.ndarray | None:
+        """The photo at the overlay's size (None without an overlay)."""
+        if not self.options.overlay:
+            return None
+        return viewing_pixels(decoded.rgb, viewing_size(*decoded.size, self.options.overlay_max_side))
+
     def _render(
-        self, path: Path, stem: str, decoded: _Decoded, scores: WindowScores, inference_s: float
+        self,
+        path: Path,
+        stem: str,
+        decoded: _Decoded,
+        base: np.ndarray | None,
+        scores: WindowScores,
+        inference_s: float,
     ) -> dict[str, Any]:
         """Heatmap, regions, overlay and report of a scored photo, written; the report."""
         options, settings, out = self.options, self.settings, self.out
@@ -210,19 +224,12 @@ class ScanJob:
         summary = summarize(crack, options.threshold, regions)
         outputs = {"report": str(self._report_path(stem)), "heatmap": str(out / f"{stem}_heatmap.png")}
         write_image(Path(outputs["heatmap"]), np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8))
-        if options.overlay:
+        if base is not None:
             outputs["overlay"] = str(out / f"{stem}_overlay.jpg")
             caption = (
                 f"{summary['crack_windows']} of {summary['windows']} windows crack, max {summary['max_crack_prob']:.2f}"
             )
-            picture = render_overlay(
-                decoded.rgb,
-                heat,
-                mask,
-                options.threshold,
-                viewing_size(width, height, options.overlay_max_side),
-                caption,
-            )
+            picture = render_overlay(base, heat, mask, options.threshold, caption)
             write_image(Path(outputs["overlay"]), picture, jpeg_quality=90)
         rendered = time.perf_counter()
 

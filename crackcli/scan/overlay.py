@@ -37,11 +37,17 @@ def heat_colours(levels: np.ndarray) -> np.ndarray:
     return cv2.applyColorMap(levels, _TURBO_RGB)
 
 
+def viewing_pixels(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``rgb`` at ``size`` (width, height), area-averaged."""
+    return rgb if rgb.shape[1::-1] == size else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
 def render_overlay(
-    rgb: np.ndarray, heat: np.ndarray, crack_mask: np.ndarray, threshold: float, size: tuple[int, int], caption: str
+    base: np.ndarray, heat: np.ndarray, crack_mask: np.ndarray, threshold: float, caption: str
 ) -> np.ndarray:
-    """The photo at ``size`` with heat blended in proportion to the probability, regions outlined, a legend."""
-    base = rgb if rgb.shape[1::-1] == size else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    """``base`` (the photo at viewing size, see ``viewing_pixels``) with heat blended in proportion to the
+    probability, regions outlined, a legend."""
+    size = (base.shape[1], base.shape[0])
     # Levels are interpolated as uint8 (a fraction of the cost of floats over a whole picture); the
     # blend is one OpenCV pass: base·(1 - α) + colour·α with α = 0.6·probability.
     levels = cv2.resize(heat_levels(heat), size, interpolation=cv2.INTER_LINEAR)
