@@ -247,8 +247,8 @@ class ScanJob:
             "threshold": options.threshold,
             "heatmap_cell": cell,
             "windows": [
-                {"x": w.x, "y": w.y, "size": w.size, "probs": [round(float(p), 4) for p in row]}
-                for w, row in zip(scores.windows, scores.probs)
+                {"x": w.x, "y": w.y, "size": w.size, "probs": row}
+                for w, row in zip(scores.windows, np.round(scores.probs.astype(np.float64), 4).tolist())
             ],
             "summary": summary,
             "outputs": outputs,
