@@ -149,3 +149,31 @@ def test_scores_are_probabilities_in_class_order(crack_model, folder, tmp_path):
     probs = np.array([w["probs"] for w in report["windows"]])
     assert np.allclose(probs.sum(1), 1, atol=1e-3) and report["classes"] == ["crack", "no_crack"]
     assert "overlay" not in report["outputs"]
+
+
+def test_patch_mode_gives_each_window_the_pixels_of_resizing_it_alone(crack_model, tmp_path):
+    """Windows on the model-scale grid are gathered from the photo shrunk once, the shifted last row and
+    column are resized one by one: either way the model sees what resizing that window alone gives."""
+    from crackcli.data.preprocess import fit_patch
+    from crackcli.data.tiling import crop
+    from crackcli.io.images import read_rgb
+    from crackcli.model.predictors import OnnxPredictor
+    from crackcli.scan.patches import scaled_windows
+    from crackcli.scan.windows import decode_reduction, scan_grid, scan_image
+
+    predictor = OnnxPredictor(crack_model[1], "cpu")
+    photo = tmp_path / "wide.jpg"
+    write_image(photo, texture_photo(1000, 800, seed=9, crack_rows=(300, 610)), jpeg_quality=95)
+    settings = ScanSettings.for_model(predictor.meta)  # 224 px windows, stride 112: 32 px at the 64 px input
+    reduce = decode_reduction(predictor, settings)
+    rgb = read_rgb(photo, reduce=reduce)
+    assert reduce == 2 and rgb.shape[:2] == (400, 500)
+
+    scores = scan_image(predictor, rgb, (1000, 800), settings, "patch")
+    windows = scan_grid(1000, 800, settings)
+    assert any(w.x == 1000 - 224 for w in windows)  # a shifted last column: off the model-scale grid
+    alone = np.stack(
+        [fit_patch(crop(rgb, w), 64) for w in scaled_windows(windows, 0.5, rgb.shape, (1000, 800))]
+    ).transpose(0, 3, 1, 2)
+    expected = np.concatenate([predictor.predict(alone[i : i + 64]) for i in range(0, len(alone), 64)])
+    assert np.abs(scores.probs - expected).max() < 1e-5
