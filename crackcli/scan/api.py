@@ -79,11 +79,12 @@ def plan_scan(sources: Sequence[str], options: ScanOptions | None = None) -> Pla
     """Load the model, find the photos of ``sources`` (this shard's share) and pick the output folder."""
     options = options or ScanOptions()
     predictor = open_model(options.model, options.device)
-    paths, failures = collect_inputs(sources, options.out or SCAN_RUNS / "exp")
+    target = options.out or SCAN_RUNS / "exp"
+    paths, failures = collect_inputs(sources, target)
     if not paths and not failures:
         raise UsageError(f"no photos found in {', '.join(sources)}; pass image files or folders holding them")
     photos = take_shard(list(zip(paths, safe_stems(paths))), *options.shard)
-    job = ScanJob(predictor, options, options.out or SCAN_RUNS / "exp")
+    job = ScanJob(predictor, options, target)  # checks the settings against the model
     if options.out is None:  # a new run folder, made only once every setting has passed its checks
         job.out = unique_run_dir(SCAN_RUNS, "exp")
     return PlannedScan(job, photos, failures)

@@ -29,7 +29,7 @@ from crackcli.model.predictors import Predictor
 from crackcli.scan.events import ScanEvents
 from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, summarize
 from crackcli.scan.options import ScanOptions
-from crackcli.scan.overlay import render_overlay, viewing_pixels, viewing_size
+from crackcli.scan.overlay import heat_levels, render_overlay, viewing_pixels, viewing_size
 from crackcli.scan.windows import (
     ScanSettings,
     WindowScores,
@@ -154,7 +154,8 @@ class ScanJob:
     ) -> Iterator[tuple[Path, str, _Decoded | CrackError | None]]:
         """Yield photos with their pixels (None: report kept), decoding the next one while this one is scanned.
 
-        At most two photos are in memory at once, whatever the length of the list.
+        With the one being written, at most three photos are in memory at once, whatever the length of
+        the list.
         """
         todo = [self.options.force or not self._report_path(stem).exists() for _, stem in photos]
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
@@ -223,13 +224,14 @@ class ScanJob:
         regions, mask = crack_regions(scores.windows, crack, options.threshold, width, height, cell)
         summary = summarize(crack, options.threshold, regions)
         outputs = {"report": str(self._report_path(stem)), "heatmap": str(out / f"{stem}_heatmap.png")}
-        write_image(Path(outputs["heatmap"]), np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8))
+        levels = heat_levels(heat)  # the heatmap file and the overlay's colours
+        write_image(Path(outputs["heatmap"]), levels)
         if base is not None:
             outputs["overlay"] = str(out / f"{stem}_overlay.jpg")
             caption = (
                 f"{summary['crack_windows']} of {summary['windows']} windows crack, max {summary['max_crack_prob']:.2f}"
             )
-            picture = render_overlay(base, heat, mask, options.threshold, caption)
+            picture = render_overlay(base, levels, mask, options.threshold, caption)
             write_image(Path(outputs["overlay"]), picture, jpeg_quality=90)
         rendered = time.perf_counter()
 

@@ -43,14 +43,14 @@ def viewing_pixels(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def render_overlay(
-    base: np.ndarray, heat: np.ndarray, crack_mask: np.ndarray, threshold: float, caption: str
+    base: np.ndarray, levels: np.ndarray, crack_mask: np.ndarray, threshold: float, caption: str
 ) -> np.ndarray:
-    """``base`` (the photo at viewing size, see ``viewing_pixels``) with heat blended in proportion to the
-    probability, regions outlined, a legend."""
+    """``base`` (the photo at viewing size, see ``viewing_pixels``) with the heatmap's ``levels`` (see
+    ``heat_levels``) blended in proportion to the probability, regions outlined, a legend."""
     size = (base.shape[1], base.shape[0])
     # Levels are interpolated as uint8 (a fraction of the cost of floats over a whole picture); the
     # blend is one OpenCV pass: base·(1 - α) + colour·α with α = 0.6·probability.
-    levels = cv2.resize(heat_levels(heat), size, interpolation=cv2.INTER_LINEAR)
+    levels = cv2.resize(levels, size, interpolation=cv2.INTER_LINEAR)
     alpha = levels.astype(np.float32)
     alpha *= MAX_ALPHA / 255
     image = cv2.blendLinear(base, heat_colours(levels), 1 - alpha, alpha)

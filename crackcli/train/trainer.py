@@ -173,8 +173,9 @@ class Trainer:
             if self.context.is_main:
                 if self.folder is None:
                     self.folder = RunFolder.create(Path(self.config.project), self.config.name)
-                self.folder.write_args(self.config.as_dict(), self.summary())
-                self.events.run_started(self.folder.path, self.summary())
+                summary = self.summary()
+                self.folder.write_args(self.config.as_dict(), summary)
+                self.events.run_started(self.folder.path, summary)
             for epoch in range(self.start_epoch, self.config.epochs):
                 row = self.train_epoch(epoch)
                 report = self._validate()
