@@ -23,8 +23,14 @@ from crackcli.model.predictors import Predictor, load_predictor
 from crackcli.scan.windows import ScanSettings, choose_mode, scan_image
 
 
-def window_scores(predictor: Predictor, root: Path, settings: ScanSettings) -> tuple[np.ndarray, np.ndarray, int]:
-    """Crack-pixel fraction and crack probability of every window of every photo under ``root``."""
+def window_scores(
+    predictor: Predictor, root: Path, settings: ScanSettings, extra_masks: str | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Crack-pixel fraction and crack probability of every window of every photo under ``root``.
+
+    With ``extra_masks`` (a folder beside ``masks/``, e.g. ``joints``), the fractions come back as an
+    (windows, 2) array: crack fraction, then that folder's fraction (0 where a photo has no such mask).
+    """
     mode = choose_mode(predictor, settings)
     crack = predictor.meta.classes.index(predictor.meta.crack_class)
     fractions, probs = [], []
@@ -35,7 +41,13 @@ def window_scores(predictor: Predictor, root: Path, settings: ScanSettings) -> t
             continue
         rgb, mask = read_rgb(photo), read_mask(masks[0]).astype(np.uint8)
         scores = scan_image(predictor, rgb, (rgb.shape[1], rgb.shape[0]), settings, mode)
-        fractions += [crop(mask, window).mean() for window in scores.windows]
+        cracked = [crop(mask, window).mean() for window in scores.windows]
+        if extra_masks is None:
+            fractions += cracked
+        else:
+            others = [m for m in (root / extra_masks).glob(f"{photo.stem}.*") if is_image_path(m)]
+            other = read_mask(others[0]).astype(np.uint8) if others else np.zeros_like(mask)
+            fractions += [(c, crop(other, window).mean()) for c, window in zip(cracked, scores.windows)]
         probs.append(scores.probs[:, crack])
     return np.asarray(fractions), np.concatenate(probs), len(photos)
 
