@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crackcli.data.augment import build_augment, synthetic_cracks_for
+from crackcli.data.augment import build_augment
 from crackcli.data.folders import index_folder, limit_per_class
+from crackcli.data.painting import synthetic_cracks_for
 from crackcli.data.preprocess import fit_patch
 from crackcli.io.images import read_rgb
 from crackcli.model.devices import resolve_device

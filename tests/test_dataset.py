@@ -6,16 +6,10 @@ from helpers import write_patch_folders
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crackcli.data.augment import (
-    build_augment,
-    change_distance,
-    field_conditions,
-    paint_hairline,
-    paint_stains,
-    synthetic_cracks_for,
-)
+from crackcli.data.augment import build_augment, change_distance, field_conditions
 from crackcli.data.batches import EpochBatches, PatchDataset, collate
 from crackcli.data.folders import holdout_split, index_folder, limit_per_class, photo_groups
+from crackcli.data.painting import paint_hairline, paint_stains, synthetic_cracks_for
 from crackcli.errors import OptionError, UsageError
 from crackcli.train.config import TrainConfig
 

@@ -51,7 +51,15 @@ def test_tiny_run_learns_and_writes_the_run_folder(patch_data, tmp_path):
     }
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
-    for column in ("train_loss", "val_f1", "val_precision_crack", "val_recall_no_crack", "lr", "images_per_s"):
+    for column in (
+        "train_loss",
+        "val_f1",
+        "val_precision_crack",
+        "val_recall_no_crack",
+        "lr",
+        "images_per_s",
+        "val_temperature",
+    ):
         assert column in rows[0]
     assert result.best_f1 > 0.6, f"no better than chance: {result.history}"  # 16 balanced val patches: chance is 0.5
     args = json.loads((run / "args.json").read_text())
@@ -61,6 +69,9 @@ def test_tiny_run_learns_and_writes_the_run_folder(patch_data, tmp_path):
     model, meta = model_from_checkpoint(payload)
     assert meta.classes == ("crack", "no_crack") and meta.crack_class == "crack" and meta.image_size == 32
     assert payload["epoch"] == result.best_epoch
+    # Each epoch's temperature is fitted on the validation split and saved with that epoch's weights.
+    assert meta.temperature == pytest.approx(float(rows[result.best_epoch - 1]["val_temperature"]), rel=1e-5)
+    assert 0.1 <= meta.temperature <= 10
     assert set(payload["loss"]) == {"estimator.count", "estimator.mean", "estimator.covariance"}
 
     # The release copy drops what only --resume needs, and still fine-tunes, scans and exports.
@@ -73,7 +84,8 @@ def test_tiny_run_learns_and_writes_the_run_folder(patch_data, tmp_path):
     pixels = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     with torch.no_grad():
         torch.testing.assert_close(released(pixels), model(pixels))
-        torch.testing.assert_close(fine_tune_start(pixels), model(pixels))
+        # Fine-tuning starts from the raw weights: the run that continues fits its own temperature.
+        torch.testing.assert_close(fine_tune_start(pixels) / meta.temperature, model(pixels))
 
 
 @pytest.mark.parametrize("loss", LOSSES)

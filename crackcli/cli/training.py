@@ -56,6 +56,20 @@ def train(
             "painted hairlines teach shape, not darkness (the default model used 0.15)."
         ),
     ] = 0.0,
+    synthetic_confusers: Annotated[
+        float,
+        typer.Option(
+            help="Share of no_crack training patches given a painted look-alike that stays no_crack: a formwork "
+            "or planking joint, road marking, brick or tile grid, shadow edge, tyre mark, brushed streaks or stain."
+        ),
+    ] = 0.0,
+    synthetic_surfaces: Annotated[
+        float,
+        typer.Option(
+            help="Share of no_crack training patches replaced by procedural asphalt, half of them with a painted "
+            "road crack (trained as crack), so a concrete data set also teaches pavement."
+        ),
+    ] = 0.0,
     ema: Annotated[
         float,
         typer.Option(
@@ -114,6 +128,8 @@ def train(
             augment=augment,
             synthetic_cracks=synthetic_cracks,
             synthetic_stains=synthetic_stains,
+            synthetic_confusers=synthetic_confusers,
+            synthetic_surfaces=synthetic_surfaces,
             ema=ema,
             val_fraction=val_fraction,
             limit_per_class=limit_per_class,

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from crackcli.data.augment import Augment, SyntheticCracks
+from crackcli.data.augment import Augment
+from crackcli.data.painting import SyntheticCracks
 from crackcli.data.preprocess import fit_patch
 from crackcli.io.images import ImageReadError, read_rgb
 

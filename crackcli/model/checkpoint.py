@@ -17,6 +17,7 @@ from crackcli import __version__
 from crackcli.errors import CrackError
 from crackcli.io.atomic import atomic_writer
 from crackcli.model.backbones import CrackNet, build_model
+from crackcli.model.calibration import fold_temperature
 from crackcli.model.meta import ModelMeta
 from crackcli.model.torch_files import load_plain
 
@@ -79,11 +80,17 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def model_from_checkpoint(payload: dict[str, Any]) -> tuple[CrackNet, ModelMeta]:
-    """The network of a loaded checkpoint, in eval mode on the CPU."""
-    meta = ModelMeta.from_dict(payload["meta"])
+    """The network of a loaded checkpoint, in eval mode on the CPU, its temperature folded into the head
+    (what scanning, evaluating and exporting use; fine-tuning starts from the raw ``payload["model"]``)."""
+    try:
+        meta = ModelMeta.from_dict(payload["meta"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CrackError(f"damaged model description in the checkpoint ({exc}); train or export it again") from None
     model = build_model(meta.backbone, len(meta.classes), mean=meta.mean, std=meta.std)
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
         raise CrackError(f"checkpoint weights do not fit {meta.backbone}: {str(exc).splitlines()[0][:160]}") from None
+    if meta.temperature != 1.0:
+        fold_temperature(model.classifier, meta.temperature)
     return model.eval(), meta

@@ -113,6 +113,8 @@ def training_summary(payload: dict[str, Any]) -> dict[str, Any]:
         "augment",
         "synthetic_cracks",
         "synthetic_stains",
+        "synthetic_confusers",
+        "synthetic_surfaces",
         "ema",
         "seed",
     )

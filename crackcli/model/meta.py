@@ -3,6 +3,7 @@ so scanning with an ONNX model starts fast)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,6 +21,13 @@ class ModelMeta:
     # Side in photo pixels of the window that becomes one model input (`crack prepare`'s patch size);
     # the window is resized to ``image_size``.
     patch_size: int = 224
+    # Logits are divided by it before the softmax (fitted on validation data by `crack train`).
+    # Checkpoints keep the raw weights and fold it into the head when loaded; ONNX graphs have it folded in.
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.temperature < math.inf:
+            raise ValueError(f"temperature {self.temperature} is not a positive number")
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -35,6 +43,7 @@ class ModelMeta:
             mean=tuple(float(v) for v in data["mean"]),
             std=tuple(float(v) for v in data["std"]),
             patch_size=int(data.get("patch_size", 224)),
+            temperature=float(data.get("temperature", 1.0)),
         )
 
 

@@ -58,6 +58,7 @@ def metadata_properties(
         "patch_size": str(meta.patch_size),
         "mean": json.dumps(list(meta.mean)),
         "std": json.dumps(list(meta.std)),
+        "temperature": repr(meta.temperature),  # already folded into the graph's head: a record, not a step
         "input": f"{INPUT_NAME}: uint8 RGB (N, 3, H, W), values 0..255; normalisation is inside the graph",
         "outputs": PROBS_OUTPUT + (f", {LOGIT_MAP_OUTPUT}" if dense else ""),
         "dense": "true" if dense else "false",
@@ -89,6 +90,7 @@ def info_from_properties(path: Path, properties: dict[str, str]) -> OnnxModelInf
                 "patch_size": properties.get("patch_size", "224"),
                 "mean": json.loads(properties["mean"]),
                 "std": json.loads(properties["std"]),
+                "temperature": properties.get("temperature", "1.0"),
             }
         )
     except (KeyError, ValueError, TypeError) as exc:

@@ -36,6 +36,8 @@ class TrainConfig:
     augment: str = "paper"
     synthetic_cracks: float = 0.0  # share of clean training patches given a painted hairline
     synthetic_stains: float = 0.0  # share of clean training patches given dark blots (staying clean)
+    synthetic_confusers: float = 0.0  # share given a joint, marking, grid, edge, tyre mark or streaks (clean)
+    synthetic_surfaces: float = 0.0  # share replaced by procedural asphalt, half of it with a road crack
     ema: float = 0.0  # decay of the weight average validated and saved; 0: the raw weights
     val_fraction: float = 0.2
     limit_per_class: int | None = None
@@ -60,14 +62,14 @@ class TrainConfig:
             raise OptionError("ema", "give a decay per step between 0 (off) and 1, e.g. 0.998", self.ema)
         if not 0.0 < self.val_fraction < 1.0:
             raise OptionError("val_fraction", "must be between 0 and 1", self.val_fraction)
-        for name in ("synthetic_cracks", "synthetic_stains"):
+        painted = ("synthetic_cracks", "synthetic_stains", "synthetic_confusers", "synthetic_surfaces")
+        for name in painted:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise OptionError(name, "must be a share between 0 and 1", getattr(self, name))
-        if self.synthetic_cracks + self.synthetic_stains > 1:
+        if sum(getattr(self, name) for name in painted) > 1:
+            others = ", ".join(f"`{name}` {getattr(self, name)}" for name in painted[1:])
             raise OptionError(
-                "synthetic_cracks",
-                f"and `synthetic_stains` {self.synthetic_stains} add up to more than all clean patches",
-                self.synthetic_cracks,
+                "synthetic_cracks", f"and {others} add up to more than all clean patches", self.synthetic_cracks
             )
 
     def as_dict(self) -> dict[str, Any]:

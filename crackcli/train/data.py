@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from crackcli.data.augment import SyntheticCracks, build_augment
+from crackcli.data.augment import build_augment
 from crackcli.data.batches import EpochBatches, PatchDataset, collate
 from crackcli.data.folders import (
     LabelledFolder,
@@ -20,6 +20,7 @@ from crackcli.data.folders import (
     require_classes,
     unreadable_note,
 )
+from crackcli.data.painting import SyntheticCracks
 from crackcli.errors import UsageError
 from crackcli.io.system import usable_cpus
 from crackcli.train.config import TrainConfig

@@ -11,7 +11,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from crackcli import __version__
-from crackcli.data.augment import synthetic_cracks_for
+from crackcli.data.painting import synthetic_cracks_for
 from crackcli.errors import CrackError, OptionError, UsageError
 from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
+from crackcli.model.calibration import TEMPERATURES, best_temperature, temperature_losses
 from crackcli.model.checkpoint import load_checkpoint
 from crackcli.model.meta import ModelMeta, default_crack_class
 from crackcli.model.metrics import classification_report
@@ -72,7 +73,12 @@ class Trainer:
             config.backbone, self.classes, crack_class, config.image_size, IMAGENET_MEAN, IMAGENET_STD
         )
         self.synthetic_cracks = synthetic_cracks_for(
-            config.synthetic_cracks, self.classes, crack_class, config.synthetic_stains
+            config.synthetic_cracks,
+            self.classes,
+            crack_class,
+            config.synthetic_stains,
+            config.synthetic_confusers,
+            config.synthetic_surfaces,
         )
 
         torch.manual_seed(config.seed)
@@ -178,8 +184,8 @@ class Trainer:
                 self.events.run_started(self.folder.path, summary)
             for epoch in range(self.start_epoch, self.config.epochs):
                 row = self.train_epoch(epoch)
-                report = self._validate()
-                row.update(_report_columns(report))
+                report, temperature = self._validate()
+                row.update(_report_columns(report), val_temperature=temperature)
                 self.history.append(row)
                 improved = report["f1"] > self.best["f1"]
                 if improved:
@@ -264,7 +270,8 @@ class Trainer:
         return self.parts.released_model
 
     @torch.no_grad()
-    def _validate(self) -> dict[str, Any]:
+    def _validate(self) -> tuple[dict[str, Any], float]:
+        """The validation report of the released weights, and the temperature that calibrates them there."""
         num_classes = len(self.classes)
         model = self.released_model
         # Every rank validates (and rank 0 saves) one model: rank 0's batch-norm statistics.
@@ -273,16 +280,20 @@ class Trainer:
             distributed.broadcast_buffers(model, self.context)
         model.eval()
         matrix = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=self.device)
+        losses = torch.zeros(len(TEMPERATURES), dtype=torch.float64, device=self.device)
         for batch in self.val_loader:
             self._warn_skipped(batch.failures)
             if len(batch.labels) == 0:
                 continue
             x, y = self._to_device(batch.images, batch.labels)
             with self._autocast():
-                predictions = model(x).argmax(1)
-            matrix += torch.bincount(y * num_classes + predictions, minlength=num_classes * num_classes)
+                logits = model(x)
+            matrix += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes * num_classes)
+            losses += temperature_losses(logits, y)
         distributed.all_reduce_sum(matrix, self.context)
-        return classification_report(matrix.view(num_classes, num_classes).cpu().numpy(), self.classes)
+        distributed.all_reduce_sum(losses, self.context)
+        report = classification_report(matrix.view(num_classes, num_classes).cpu().numpy(), self.classes)
+        return report, best_temperature(losses.cpu())
 
     def _save(self, epoch: int, improved: bool) -> None:
         assert self.folder is not None  # rank 0 made it before the first epoch
@@ -295,7 +306,8 @@ class Trainer:
             "best": dict(best),
             "summary": {**self.summary(), "epochs_done": epoch, "best_epoch": best["epoch"], "best_val_f1": best["f1"]},
         }
-        self.folder.save_epoch(self.meta, self.released_model, state, self.history, improved)
+        meta = replace(self.meta, temperature=self.history[-1]["val_temperature"])
+        self.folder.save_epoch(meta, self.released_model, state, self.history, improved)
         if self.history[-1]["seconds"] >= FIGURES_EVERY_EPOCH_FROM_S:
             self.folder.write_figures(self.history, self.best, self.classes)
 
