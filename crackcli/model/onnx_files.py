@@ -5,14 +5,18 @@ visible in Netron and in ``onnxruntime``'s model metadata): the ``ModelMeta`` fi
 has a dense (per-location) output, the scan mode it was validated for, its precision and a summary of
 the training run.
 
-An ONNX file is data, but it can point outside itself: tensors stored as "external data" are read from
-paths named in the file.  `crack` never writes such files and refuses them, so a model file cannot make
-the scanner read anything else.
+An ONNX file is data, but it can point outside itself: a tensor stored as "external data" is read from
+a path named in the file, relative to the model's folder or, for a graph handed over as bytes, to the
+current folder.  Such a tensor can hide anywhere a tensor can (initializers, a ``Constant`` node's
+value, sparse tensors, subgraphs of ``If`` / ``Loop``, functions), so every one is looked at before
+ONNX Runtime sees the graph.  `crack` never writes such files and refuses them, so a model file cannot
+make the scanner read anything else.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +106,62 @@ def info_from_properties(path: Path, properties: dict[str, str]) -> OnnxModelInf
     return OnnxModelInfo(meta, dense, properties.get("precision", "fp32"), scan_mode, dict(properties))
 
 
+def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        yield from _node_tensors(node)
+
+
+def _node_tensors(node: onnx.NodeProto) -> Iterator[onnx.TensorProto]:
+    for attribute in node.attribute:
+        if attribute.HasField("t"):
+            yield attribute.t
+        yield from attribute.tensors
+        for sparse in [attribute.sparse_tensor, *attribute.sparse_tensors]:
+            yield from (sparse.values, sparse.indices)
+        for subgraph in [attribute.g, *attribute.graphs]:
+            yield from _graph_tensors(subgraph)
+
+
+def _model_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor stored anywhere in ``model``: graph, subgraphs, functions and training graphs."""
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            yield from _node_tensors(node)
+    for training in model.training_info:
+        yield from _graph_tensors(training.initialization)
+        yield from _graph_tensors(training.algorithm)
+
+
+def _refers_outside(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data) > 0
+
+
+def _signature_problem(model: onnx.ModelProto, dense: bool) -> str | None:
+    """What makes the graph's inputs and outputs differ from what its crack metadata promises, if anything."""
+    inputs = {i.name: i for i in model.graph.input}
+    for initializer in model.graph.initializer:
+        inputs.pop(initializer.name, None)  # old exporters list weights as inputs too
+    if list(inputs) != [INPUT_NAME]:
+        return f"its graph takes {sorted(inputs) or 'no input'}, not one input '{INPUT_NAME}'"
+    tensor_type = inputs[INPUT_NAME].type.tensor_type
+    if tensor_type.elem_type != onnx.TensorProto.UINT8:
+        return f"input '{INPUT_NAME}' is {onnx.TensorProto.DataType.Name(tensor_type.elem_type)}, not UINT8"
+    dims = tensor_type.shape.dim
+    if len(dims) != 4 or (dims[1].HasField("dim_value") and dims[1].dim_value != 3):
+        shape = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims]
+        return f"input '{INPUT_NAME}' has shape {shape}, not (N, 3, H, W)"
+    outputs = [o.name for o in model.graph.output]
+    wanted = [PROBS_OUTPUT, LOGIT_MAP_OUTPUT] if dense else [PROBS_OUTPUT]
+    missing = [name for name in wanted if name not in outputs]
+    if missing:
+        return f"its graph has no output {', '.join(repr(m) for m in missing)} (outputs: {outputs})"
+    return None
+
+
 def load_checked(path: Path) -> tuple[onnx.ModelProto, OnnxModelInfo]:
     """Read and validate ``path``: a parseable, self-contained ONNX graph with crack metadata."""
     try:
@@ -112,7 +172,7 @@ def load_checked(path: Path) -> tuple[onnx.ModelProto, OnnxModelInfo]:
         raise CrackError(
             f"{path}: not an ONNX model ({exc.__class__.__name__}); pass a file made by crack export"
         ) from None
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+    if any(_refers_outside(tensor) for tensor in _model_tensors(model)):
         raise CrackError(f"{path}: refers to external tensor files, which crack does not load; export it as one file")
     try:
         onnx.checker.check_model(model)
@@ -120,4 +180,7 @@ def load_checked(path: Path) -> tuple[onnx.ModelProto, OnnxModelInfo]:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "invalid graph"
         raise CrackError(f"{path}: not a valid ONNX graph ({first}); export the model again") from None
     info = info_from_properties(path, {p.key: p.value for p in model.metadata_props})
+    problem = _signature_problem(model, info.dense)
+    if problem:
+        raise CrackError(f"{path}: does not match its crack metadata: {problem}; export the model again")
     return model, info

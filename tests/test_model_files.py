@@ -1,0 +1,137 @@
+"""Crafted model files: a model must never make crack read another file, and a graph that does not match
+its metadata is refused in one line before ONNX Runtime runs it."""
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+from typer.testing import CliRunner
+
+from crackcli.cli.app import app
+from crackcli.errors import CrackError
+from crackcli.model.onnx_files import load_checked
+
+runner = CliRunner()
+
+
+def _secret(tmp_path):
+    """A file the model must not read, at a relative path from the folder the scan runs in."""
+    secret = tmp_path / "home" / "secret.key"
+    secret.parent.mkdir()
+    secret.write_bytes(np.arange(16, dtype=np.float32).tobytes())
+    return secret
+
+
+def _external_tensor(location: str) -> onnx.TensorProto:
+    tensor = onnx.TensorProto(name="leak", data_type=onnx.TensorProto.FLOAT, dims=[16])
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "64")):
+        tensor.external_data.add(key=key, value=value)
+    return tensor
+
+
+def _hide_in_constant(model: onnx.ModelProto, tensor: onnx.TensorProto) -> None:
+    model.graph.node.append(helper.make_node("Constant", [], ["leaked"], value=tensor))
+
+
+def _hide_in_subgraph(model: onnx.ModelProto, tensor: onnx.TensorProto) -> None:
+    branch = helper.make_graph(
+        [helper.make_node("Constant", [], ["inside"], value=tensor)],
+        "branch",
+        [],
+        [helper.make_tensor_value_info("inside", onnx.TensorProto.FLOAT, [16])],
+    )
+    model.graph.node.append(helper.make_node("Constant", [], ["cond"], value_int=1))
+    model.graph.node.append(helper.make_node("If", ["cond"], ["leaked"], then_branch=branch, else_branch=branch))
+
+
+def _hide_in_sparse_initializer(model: onnx.ModelProto, tensor: onnx.TensorProto) -> None:
+    indices = helper.make_tensor("leak_indices", onnx.TensorProto.INT64, [16], vals=list(range(16)))
+    model.graph.sparse_initializer.append(helper.make_sparse_tensor(tensor, indices, [16]))
+
+
+def _hide_in_function(model: onnx.ModelProto, tensor: onnx.TensorProto) -> None:
+    function = helper.make_function(
+        "crafted", "Leak", [], ["out"], [helper.make_node("Constant", [], ["out"], value=tensor)], []
+    )
+    model.functions.append(function)
+
+
+@pytest.mark.parametrize("hide", [_hide_in_constant, _hide_in_subgraph, _hide_in_sparse_initializer, _hide_in_function])
+def test_external_data_anywhere_in_the_graph_is_refused_before_anything_is_read(crack_model, tmp_path, hide):
+    _, exported, _ = crack_model
+    secret = _secret(tmp_path)
+    crafted = tmp_path / "crafted.onnx"
+    model = onnx.load(str(exported))
+    hide(model, _external_tensor(os.path.relpath(secret, tmp_path)))
+    onnx.save(model, str(crafted))
+    with pytest.raises(CrackError, match="external tensor files"):
+        load_checked(crafted)
+
+    # Through the command line, run from the folder the location is relative to; a missing target is
+    # refused the same way, so the message does not tell whether a file exists.
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photo)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for _ in range(2):
+            result = runner.invoke(app, ["scan", str(photo), "--model", str(crafted), "--out", str(tmp_path / "o")])
+            assert result.exit_code == 2, result.output
+            assert "external tensor files" in result.stderr and "Traceback" not in result.output
+            assert not (tmp_path / "o").exists()
+            secret.unlink(missing_ok=True)
+    finally:
+        os.chdir(cwd)
+
+
+def _rename_input(model: onnx.ModelProto) -> None:
+    old = model.graph.input[0].name
+    model.graph.input[0].name = "pixels"
+    for node in model.graph.node:
+        node.input[:] = ["pixels" if name == old else name for name in node.input]
+
+
+def _float_input(model: onnx.ModelProto) -> None:
+    old = model.graph.input[0].name
+    model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    for node in model.graph.node:
+        if old in node.input and node.op_type == "Cast":
+            node.input[:] = [old]
+
+
+def _three_dims(model: onnx.ModelProto) -> None:
+    del model.graph.input[0].type.tensor_type.shape.dim[0]
+
+
+def _no_logit_map(model: onnx.ModelProto) -> None:
+    kept = [o for o in model.graph.output if o.name != "logit_map"]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (_rename_input, "'pixels'"),
+        (_float_input, "FLOAT, not UINT8"),
+        (_three_dims, "not (N, 3, H, W)"),
+        (_no_logit_map, "no output 'logit_map'"),
+    ],
+)
+def test_a_graph_that_does_not_match_its_metadata_is_refused_in_one_line(crack_model, tmp_path, change, says):
+    _, exported, _ = crack_model
+    model = onnx.load(str(exported))
+    change(model)
+    crafted = tmp_path / "mismatch.onnx"
+    onnx.save(model, str(crafted))
+    with pytest.raises(CrackError, match="does not match its crack metadata") as error:
+        load_checked(crafted)
+    assert says in str(error.value)
+    result = runner.invoke(app, ["scan", str(tmp_path), "--model", str(crafted), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.count("\n") == 1 and str(crafted) in result.stderr
