@@ -31,3 +31,14 @@ class OptionError(UsageError):
 def setting(field: str) -> str:
     """How a message names a setting: its field name in backticks, shown as a flag on the command line."""
     return f"`{field}`"
+
+
+class DivergedWeights(CrackError):
+    """A model whose weights hold NaN or infinite values: what a diverged training run leaves."""
+
+    def __init__(self, where: str, tensors: list[str]) -> None:
+        more = f" and {len(tensors) - 1} more" if len(tensors) > 1 else ""
+        super().__init__(
+            f"{where}: weights hold NaN or infinite values ({tensors[0]}{more}): the training run diverged; "
+            f"train again with a lower {setting('lr')}"
+        )

@@ -135,3 +135,87 @@ def test_a_graph_that_does_not_match_its_metadata_is_refused_in_one_line(crack_m
     result = runner.invoke(app, ["scan", str(tmp_path), "--model", str(crafted), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.count("\n") == 1 and str(crafted) in result.stderr
+
+
+def _tiny_checkpoint(tmp_path):
+    import torch
+
+    from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
+    from crackcli.model.checkpoint import save_checkpoint
+    from crackcli.model.meta import ModelMeta
+
+    torch.manual_seed(0)
+    model = build_model("shufflenet_v2_x0_5", 2, "none").eval()
+    meta = ModelMeta("shufflenet_v2_x0_5", ("crack", "no_crack"), "crack", 32, IMAGENET_MEAN, IMAGENET_STD)
+    save_checkpoint(tmp_path / "good.pt", meta, model)
+    return tmp_path / "good.pt", model, meta
+
+
+def test_weights_that_are_not_finite_are_never_saved_nor_used(tmp_path):
+    import torch
+
+    from crackcli.model.checkpoint import save_checkpoint
+    from crackcli.model.export import export_checkpoint
+
+    good, model, meta = _tiny_checkpoint(tmp_path)
+    with torch.no_grad():
+        model.classifier.weight[0, 0] = float("nan")
+    with pytest.raises(CrackError, match="NaN or infinite") as error:
+        save_checkpoint(tmp_path / "diverged.pt", meta, model)
+    assert "classifier.weight" in str(error.value) and not (tmp_path / "diverged.pt").exists()
+
+    # A file written some other way (an older crack, another tool) is refused by every command reading it.
+    payload = torch.load(good, weights_only=True)
+    payload["model"]["classifier.bias"] = torch.tensor([float("inf"), 0.0])
+    torch.save(payload, tmp_path / "diverged.pt")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photos / "p.png")
+    for label in ("crack", "no_crack"):
+        (photos / label).mkdir()
+        for k in range(4):
+            Image.fromarray(np.full((32, 32, 3), 40 * k, np.uint8)).save(photos / label / f"{k}.png")
+    for command in (
+        ["scan", str(photos / "p.png"), "--model", str(tmp_path / "diverged.pt"), "--out", str(tmp_path / "o")],
+        ["eval", str(tmp_path / "diverged.pt"), str(photos)],
+        ["export", str(tmp_path / "diverged.pt"), "--out", str(tmp_path / "d.onnx")],
+        [
+            "train",
+            str(photos),
+            "--weights",
+            str(tmp_path / "diverged.pt"),
+            "--image-size",
+            "32",
+            "--project",
+            str(tmp_path / "r"),
+        ],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code != 0, (command, result.output)
+        assert "NaN or infinite" in result.stderr and "Traceback" not in result.output, (command, result.output)
+    assert not (tmp_path / "d.onnx").exists() and not (tmp_path / "o").exists()
+
+    # The same for an exported graph whose stored weights hold a NaN.
+    exported = export_checkpoint(good, tmp_path / "good.onnx").path
+    graph = onnx.load(str(exported))
+    weight = next(t for t in graph.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and t.dims)
+    values = onnx.numpy_helper.to_array(weight).copy()
+    values.flat[0] = np.nan
+    weight.CopyFrom(onnx.numpy_helper.from_array(values, weight.name))
+    onnx.save(graph, str(tmp_path / "diverged.onnx"))
+    with pytest.raises(CrackError, match="NaN or infinite"):
+        load_checked(tmp_path / "diverged.onnx")
+
+
+def test_a_learning_rate_that_is_not_a_number_is_refused():
+    from crackcli.errors import OptionError
+    from crackcli.train.config import TrainConfig
+
+    for lr in (float("nan"), float("inf"), 0.0, -1.0):
+        with pytest.raises(OptionError, match="learning rate") as error:
+            TrainConfig(data="patches", lr=lr)
+        assert error.value.field == "lr"
+    result = runner.invoke(app, ["train", "patches", "--lr", "nan"])
+    assert result.exit_code == 2 and "--lr nan" in result.stderr

@@ -18,8 +18,8 @@ import torch
 import torchvision
 from torch import nn
 
-from crackcli.errors import CrackError, UsageError
-from crackcli.model.torch_files import load_plain
+from crackcli.errors import CrackError, DivergedWeights, UsageError
+from crackcli.model.torch_files import load_plain, nonfinite_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -186,6 +186,9 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
         obj = obj["model"]  # a `crack train` checkpoint
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CrackError(f"{path}: no state dict of tensors inside; expected a torchvision or crack weights file")
+    broken = nonfinite_weights(obj)
+    if broken:
+        raise DivergedWeights(str(path), broken)
     return obj
 
 

@@ -14,19 +14,23 @@ import torch
 from torch import nn
 
 from crackcli import __version__
-from crackcli.errors import CrackError
+from crackcli.errors import CrackError, DivergedWeights
 from crackcli.io.atomic import atomic_writer
 from crackcli.model.backbones import CrackNet, build_model
 from crackcli.model.calibration import fold_temperature
 from crackcli.model.meta import ModelMeta
-from crackcli.model.torch_files import load_plain
+from crackcli.model.torch_files import load_plain, nonfinite_weights
 
 FORMAT = "crack-checkpoint"
 FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: Path, meta: ModelMeta, model: nn.Module, **state: Any) -> None:
-    """Write ``path`` atomically and durably: a crash leaves the previous checkpoint intact."""
+    """Write ``path`` atomically and durably: a crash leaves the previous checkpoint intact; weights that
+    are not finite are refused, so a diverged run never leaves a model behind."""
+    broken = nonfinite_weights(model.state_dict())
+    if broken:
+        raise DivergedWeights(str(path), broken)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -76,6 +80,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         )
     if int(payload.get("format_version", 0)) > FORMAT_VERSION:
         raise CrackError(f"{path}: written by a newer crack ({payload.get('crackcli_version')}); upgrade crackcli")
+    weights = payload.get("model")
+    broken = nonfinite_weights(weights) if isinstance(weights, dict) else []
+    if broken:
+        raise DivergedWeights(str(path), broken)
     return payload
 
 

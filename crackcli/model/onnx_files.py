@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 
-from crackcli.errors import CrackError
+from crackcli.errors import CrackError, DivergedWeights
 from crackcli.model.meta import ModelMeta
 
 FORMAT = "crack-onnx"
@@ -140,6 +141,19 @@ def _refers_outside(tensor: onnx.TensorProto) -> bool:
     return tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data) > 0
 
 
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
+
+
+def _nonfinite_tensors(model: onnx.ModelProto) -> list[str]:
+    """Names of stored floating-point tensors holding NaN or an infinity (a diverged run's export)."""
+    return [
+        tensor.name or "a constant"
+        for tensor in _model_tensors(model)
+        if tensor.data_type in _FLOAT_TYPES
+        and not np.isfinite(onnx.numpy_helper.to_array(tensor).astype(np.float32)).all()
+    ]
+
+
 def _signature_problem(model: onnx.ModelProto, dense: bool) -> str | None:
     """What makes the graph's inputs and outputs differ from what its crack metadata promises, if anything."""
     inputs = {i.name: i for i in model.graph.input}
@@ -174,6 +188,9 @@ def load_checked(path: Path) -> tuple[onnx.ModelProto, OnnxModelInfo]:
         ) from None
     if any(_refers_outside(tensor) for tensor in _model_tensors(model)):
         raise CrackError(f"{path}: refers to external tensor files, which crack does not load; export it as one file")
+    broken = _nonfinite_tensors(model)
+    if broken:
+        raise DivergedWeights(str(path), broken)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:

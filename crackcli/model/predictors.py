@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from crackcli.errors import OptionError, UsageError
+from crackcli.errors import CrackError, OptionError, UsageError
 from crackcli.io.system import usable_cpus
 from crackcli.model.meta import ModelMeta
 from crackcli.model.onnx_files import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, load_checked
@@ -36,6 +36,13 @@ class Predictor(Protocol):
         ...
 
 
+def finite_scores(source: Path, values: np.ndarray) -> np.ndarray:
+    """``values`` when every one is a number; a model that scores NaN or infinity gives no answer at all."""
+    if not np.isfinite(values).all():
+        raise CrackError(f"{source}: the model gave NaN or infinite scores; its file is damaged, use another model")
+    return values
+
+
 class TorchPredictor:
     """A `crack train` checkpoint run by PyTorch (eager), on the CPU or a GPU."""
 
@@ -56,13 +63,14 @@ class TorchPredictor:
 
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(self.device)
-            return torch.softmax(self.model(x).float(), dim=1).cpu().numpy()
+            return finite_scores(self.source, torch.softmax(self.model(x).float(), dim=1).cpu().numpy())
 
     def logit_map(self, image: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            return self.model.logit_map(torch.from_numpy(image).to(self.device)).float().cpu().numpy()
+            logits = self.model.logit_map(torch.from_numpy(image).to(self.device)).float().cpu().numpy()
+        return finite_scores(self.source, logits)
 
     def describe(self) -> str:
         return f"{self.source} (PyTorch checkpoint, {self.meta.backbone}, on {self.device})"
@@ -82,12 +90,14 @@ class OnnxPredictor:
         self.providers: list[str] = self.session.get_providers()
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([PROBS_OUTPUT], {INPUT_NAME: np.ascontiguousarray(batch)})[0]
+        probs = self.session.run([PROBS_OUTPUT], {INPUT_NAME: np.ascontiguousarray(batch)})[0]
+        return finite_scores(self.source, probs)
 
     def logit_map(self, image: np.ndarray) -> np.ndarray:
         if not self.dense:
             raise UsageError(f"{self.source}: this model has no dense output ({self.meta.backbone}); use `mode=patch`")
-        return self.session.run([LOGIT_MAP_OUTPUT], {INPUT_NAME: np.ascontiguousarray(image)})[0]
+        logits = self.session.run([LOGIT_MAP_OUTPUT], {INPUT_NAME: np.ascontiguousarray(image)})[0]
+        return finite_scores(self.source, logits)
 
     def describe(self) -> str:
         where = self.providers[0].replace("ExecutionProvider", "")

@@ -32,3 +32,12 @@ def load_plain(path: Path, what: str) -> Any:
         raise CrackError(
             f"{path}: refused as {what} ({_reason(exc)}); only tensors and plain data are loaded, never code"
         ) from None
+
+
+def nonfinite_weights(weights: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors holding NaN or an infinity: the mark of a diverged run."""
+    return [
+        name
+        for name, t in weights.items()
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]

@@ -6,6 +6,7 @@ The defaults are the paper's recipe: SGD with momentum, batch 64, lr 0.01 divide
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -54,8 +55,8 @@ class TrainConfig:
         for name, least in (("epochs", 1), ("batch", 2), ("image_size", 16)):
             if getattr(self, name) < least:
                 raise OptionError(name, f"must be at least {least}", getattr(self, name))
-        if self.lr <= 0:
-            raise OptionError("lr", "give a learning rate above 0", self.lr)
+        if not 0 < self.lr < math.inf:
+            raise OptionError("lr", "give a learning rate above 0, e.g. 0.01", self.lr)
         if self.limit_per_class is not None and self.limit_per_class < 1:
             raise OptionError("limit_per_class", "must be at least 1", self.limit_per_class)
         if not 0.0 <= self.ema < 1.0:
