@@ -159,10 +159,23 @@ def test_a_rerun_keeps_finished_reports_and_force_redoes_them(crack_model, photo
     args = scan_args(model, tmp_path, str(photos / "clean.jpg"))
     assert runner.invoke(app, args).exit_code == 0
     report = tmp_path / "clean.json"
-    report.write_text(report.read_text().replace('"mode": "patch"', '"mode": "marked"'))
+    report.write_text(json.dumps({**json.loads(report.read_text()), "marked": True}))
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "1 kept" in again.stderr and '"marked"' in report.read_text()
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0 and '"marked"' not in report.read_text()
+
+
+def test_fail_on_crack_sees_a_photo_replaced_under_the_same_name(crack_model, photos, tmp_path):
+    _, model, _ = crack_model
+    photo = tmp_path / "in" / "site.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes((photos / "clean.jpg").read_bytes())
+    args = scan_args(model, tmp_path / "out", str(photo), "--fail-on-crack")
+    assert runner.invoke(app, args).exit_code == 0
+    photo.write_bytes((photos / "cracked.jpg").read_bytes())
+    again = runner.invoke(app, args)
+    assert again.exit_code == 3, again.output
+    assert "scanning 1 photo again" in again.stderr
 
 
 @pytest.mark.parametrize("size", [128, 200])

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,9 @@ class Recorder(ScanEvents):
 
     def photo_failed(self, message: str) -> None:
         self.seen.append(("failed", message))
+
+    def warning(self, message: str) -> None:
+        self.seen.append(("warning", message))
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +181,48 @@ def test_patch_mode_gives_each_window_the_pixels_of_resizing_it_alone(crack_mode
     ).transpose(0, 3, 1, 2)
     expected = np.concatenate([predictor.predict(alone[i : i + 64]) for i in range(0, len(alone), 64)])
     assert np.abs(scores.probs - expected).max() < 1e-5
+
+
+def test_a_report_is_reused_only_while_it_is_still_true(crack_model, tmp_path):
+    import onnx
+
+    _, model, _ = crack_model
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    write_image(photos / "p.jpg", texture_photo(256, 192, seed=6), jpeg_quality=95)
+    options = ScanOptions(model=model, out=out, patch=64)
+
+    def rerun(**changes):
+        events = Recorder()
+        result = scan_photos([str(photos)], replace(options, **changes), events)
+        return result, [str(m) for kind, m in events.seen if kind == "warning"]
+
+    assert rerun()[0].scanned == 1
+    result, warnings = rerun()
+    assert (result.kept, result.scanned, warnings) == (1, 0, [])
+
+    # Other settings: scanned again, saying which.
+    result, warnings = rerun(threshold=0.9)
+    assert (result.kept, result.scanned) == (0, 1) and "threshold" in warnings[0]
+    result, warnings = rerun(threshold=0.9, stride=16)
+    assert result.scanned == 1 and "stride" in warnings[0]
+
+    # Another model file (here: the same graph, other metadata bytes), though at the same path.
+    other = onnx.load(str(model))
+    other.metadata_props.add(key="note", value="retrained")
+    onnx.save(other, str(tmp_path / "model.onnx"))
+    result, warnings = rerun(threshold=0.9, stride=16, model=tmp_path / "model.onnx")
+    assert result.scanned == 1 and "another model" in warnings[0]
+
+    # Another photo of the same name: a crack now, found; the old clean report is not reused.
+    before = json.loads((out / "p.json").read_text())["summary"]["crack_windows"]
+    write_image(photos / "p.jpg", texture_photo(256, 192, seed=5, crack_rows=(96,)), jpeg_quality=95)
+    result, warnings = rerun(threshold=0.9, stride=16, model=tmp_path / "model.onnx")
+    assert result.scanned == 1 and "another file of the same name" in warnings[0]
+    assert before == 0 and result.with_cracks == 1
+
+    # A report from an older crack, with no record of what made it, is redone too.
+    report = json.loads((out / "p.json").read_text())
+    del report["provenance"]
+    (out / "p.json").write_text(json.dumps(report))
+    result, warnings = rerun(threshold=0.9, stride=16, model=tmp_path / "model.onnx")
+    assert result.scanned == 1 and "older crack" in warnings[0]

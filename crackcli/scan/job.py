@@ -2,17 +2,21 @@
 
 Per photo, in the output folder: ``<stem>.json`` (the report), ``<stem>_overlay.jpg`` and
 ``<stem>_heatmap.png`` (crack probability × 255, one pixel per heatmap cell); for the job,
-``summary.csv`` (``summary-<I>-of-<N>.csv`` for a shard).  Every file is written atomically; a photo
-whose report is already there is not scanned again (so a stopped job re-run finishes the rest) unless
-``force`` is set.
+``summary.csv`` (``summary-<I>-of-<N>.csv`` for a shard).  Every file is written atomically.  A photo
+whose report is already there is not scanned again (so a stopped job re-run finishes the rest) when
+that report is still true: made from the same file (path, size, modification time) by the same model
+file (SHA-256), settings and crackcli version.  Anything else is scanned again, and the job says why;
+``force`` redoes every photo.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -69,6 +73,7 @@ class _Decoded:
     rgb: np.ndarray
     size: tuple[int, int]
     seconds: float
+    provenance: dict[str, Any]  # taken before reading: a photo changed meanwhile is redone next time
 
 
 class ScanJob:
@@ -89,6 +94,64 @@ class ScanJob:
             )
         self.crack_index = meta.classes.index(self.crack_class)
         self.reduce = decode_reduction(predictor, self.settings)
+        self.made_with = self._made_with()
+
+    def _made_with(self) -> dict[str, Any]:
+        """What, beside the photo, decides a report: reused only when all of it is the same."""
+        try:
+            digest = hashlib.sha256(Path(self.predictor.source).read_bytes()).hexdigest()
+        except OSError:
+            digest = None  # never equal to a recorded digest: nothing is reused
+        options = self.options
+        return {
+            "model_sha256": digest,
+            "settings": {
+                "patch": self.settings.patch,
+                "stride": self.settings.stride,
+                "mode": self.mode,
+                "threshold": options.threshold,
+                "crack_class": self.crack_class,
+                "overlay": options.overlay,
+                "overlay_max_side": options.overlay_max_side,
+            },
+            "crackcli_version": __version__,
+        }
+
+    def _provenance(self, path: Path) -> dict[str, Any]:
+        """The record kept in a report of what made it."""
+        stat = path.stat()
+        photo = {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        return {"photo": photo, **self.made_with}
+
+    def _reusable(self, path: Path, stem: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The earlier report of this photo if it is still true, else why it is not (None: there is none)."""
+        try:
+            report = json.loads(self._report_path(stem).read_text())
+        except FileNotFoundError:
+            return None, None
+        except (OSError, ValueError):
+            return None, "reports that could not be read"
+        recorded = report.get("provenance") if isinstance(report, dict) else None
+        if not isinstance(recorded, dict):
+            return None, "reports without a record of what made them (an older crack)"
+        try:
+            current = self._provenance(path)
+        except OSError:
+            return None, "photos that could not be checked"
+        if recorded.get("photo") != current["photo"]:
+            return None, "reports of another file of the same name, or of the photo before it changed"
+        if recorded.get("model_sha256") != current["model_sha256"]:
+            return None, "reports made with another model"
+        if recorded.get("settings") != current["settings"]:
+            changed = sorted(
+                key
+                for key in {**current["settings"], **(recorded.get("settings") or {})}
+                if (recorded.get("settings") or {}).get(key) != current["settings"].get(key)
+            )
+            return None, f"reports made with another {', '.join(changed)}"
+        if recorded.get("crackcli_version") != __version__:
+            return None, "reports made by another crackcli version"
+        return report, None
 
     def run(self, photos: list[tuple[Path, str]], events: ScanEvents | None = None) -> JobResult:
         """Scan (path, output stem) pairs in order; a failing photo is reported and skipped.
@@ -102,7 +165,7 @@ class ScanJob:
         self.out.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as writer:
             previous: tuple[Path, Future] | None = None
-            for path, stem, decoded in self._decoded_ahead(photos):
+            for path, stem, decoded in self._decoded_ahead(photos, events):
                 current = (path, self._start(path, stem, decoded, writer))
                 if previous is not None:
                     self._record(*previous, result, events)
@@ -113,17 +176,14 @@ class ScanJob:
         return result
 
     def _start(
-        self, path: Path, stem: str, decoded: _Decoded | CrackError | None, writer: ThreadPoolExecutor
+        self, path: Path, stem: str, decoded: _Decoded | CrackError | dict[str, Any], writer: ThreadPoolExecutor
     ) -> Future:
         """The photo's (report, kept) as a future: scored here, rendered and written on ``writer``."""
         outcome: Future = Future()
+        if isinstance(decoded, dict):
+            outcome.set_result((decoded, True))
+            return outcome
         try:
-            if decoded is None:
-                try:
-                    outcome.set_result((json.loads(self._report_path(stem).read_text()), True))
-                    return outcome
-                except (OSError, ValueError):
-                    decoded = self._decode(path)  # an unreadable earlier report is redone
             if isinstance(decoded, CrackError):
                 raise decoded
             # The overlay's picture does not depend on the scores: shrink it on the writer while scoring.
@@ -149,15 +209,32 @@ class ScanJob:
             events.photo_scanned(report)
         events.advanced(1)
 
+    def _kept_reports(self, photos: list[tuple[Path, str]], events: ScanEvents) -> list[dict[str, Any] | None]:
+        """Per photo, its earlier report where it is still true (None: scan it); says why others are redone."""
+        if self.options.force:
+            return [None] * len(photos)
+        kept: list[dict[str, Any] | None] = []
+        redone: Counter[str] = Counter()
+        for path, stem in photos:
+            report, why = self._reusable(path, stem)
+            kept.append(report)
+            if why is not None:
+                redone[why] += 1
+        for why, count in redone.items():
+            events.warning(f"{self.out}: scanning {count} photo{'s' * (count > 1)} again: {why}")
+        return kept
+
     def _decoded_ahead(
-        self, photos: list[tuple[Path, str]]
-    ) -> Iterator[tuple[Path, str, _Decoded | CrackError | None]]:
-        """Yield photos with their pixels (None: report kept), decoding the next one while this one is scanned.
+        self, photos: list[tuple[Path, str]], events: ScanEvents
+    ) -> Iterator[tuple[Path, str, _Decoded | CrackError | dict[str, Any]]]:
+        """Yield photos with their pixels (or their earlier report, kept), decoding the next one while this
+        one is scanned.
 
         With the one being written, at most three photos are in memory at once, whatever the length of
         the list.
         """
-        todo = [self.options.force or not self._report_path(stem).exists() for _, stem in photos]
+        kept = self._kept_reports(photos, events)
+        todo = [report is None for report in kept]
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
             futures: dict[int, Future] = {}
 
@@ -171,10 +248,18 @@ class ScanJob:
                 following = next((j for j in range(index + 1, len(photos)) if todo[j]), None)
                 if following is not None:
                     submit(following)
-                yield path, stem, futures.pop(index).result() if index in futures else None
+                report = kept[index]
+                if index in futures or report is None:
+                    yield path, stem, futures.pop(index).result()
+                else:
+                    yield path, stem, report
 
     def _decode(self, path: Path) -> _Decoded | CrackError:
         started = time.perf_counter()
+        try:
+            provenance = self._provenance(path)
+        except OSError:
+            provenance = {}  # the read below fails and says why
         try:
             size = display_size(path)
             reduce = self.reduce if dense_applies(size, self.settings, self.predictor.meta.image_size) else 1
@@ -187,7 +272,7 @@ class ScanJob:
             return exc
         except MemoryError:
             return ImageReadError(f"{path}: not enough memory to decode it; lower `max_pixels` or scan it alone")
-        return _Decoded(rgb, size, time.perf_counter() - started)
+        return _Decoded(rgb, size, time.perf_counter() - started, provenance)
 
     def _report_path(self, stem: str) -> Path:
         return self.out / f"{stem}.json"
@@ -260,6 +345,7 @@ class ScanJob:
                 "render": round(rendered - inferred, 4),
             },
             "crackcli_version": __version__,
+            "provenance": decoded.provenance,
         }
         atomic_write_bytes(self._report_path(stem), json.dumps(report).encode())
         return report
