@@ -1,5 +1,6 @@
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -85,6 +86,38 @@ def test_mask_threshold(tmp_path):
     mask[5] = 100  # dim pixels are not crack
     write_image(tmp_path / "m.png", mask)
     assert read_mask(tmp_path / "m.png").sum() == 20
+
+
+def test_masks_in_the_formats_labelling_tools_write_read_as_the_same_crack(tmp_path):
+    from PIL import Image
+
+    crack = np.zeros((12, 16), bool)
+    crack[3:5, 2:14] = True
+    crack[8, 6] = True
+    voc = np.zeros((12, 16), np.uint8)
+    voc[crack] = 1
+    voc[0, :] = 255  # VOC's unlabelled border: not crack
+    palette = Image.fromarray(voc, mode="P")
+    palette.putpalette([0, 0, 0, 128, 0, 0] + [0, 0, 0] * 253 + [224, 224, 192])
+    palette.save(tmp_path / "voc.png")
+    red = np.zeros((12, 16, 3), np.uint8)
+    red[crack] = (255, 0, 0)
+    gray16 = crack.astype(np.uint16) * 65535
+    written = {
+        "binary.png": crack.astype(np.uint8) * 255,
+        "zero-one.png": crack.astype(np.uint8),
+        "zero-one-16.tif": crack.astype(np.uint16),
+        "gray16.png": gray16,
+        "red.png": red,
+        "red-on-alpha.png": np.dstack([red, np.full((12, 16), 255, np.uint8)]),
+    }
+    for name, pixels in written.items():
+        if pixels.ndim == 3:
+            Image.fromarray(pixels).save(tmp_path / name)
+        else:
+            cv2.imwrite(str(tmp_path / name), pixels)  # 16-bit gray as it is
+    for name in [*written, "voc.png"]:
+        np.testing.assert_array_equal(read_mask(tmp_path / name), crack, err_msg=name)
 
 
 def test_atomic_write_leaves_no_part_file(tmp_path):

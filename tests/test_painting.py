@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from crackcli.data.painting import CONFUSERS, asphalt, paint_joint, paint_pavement_crack, synthetic_cracks_for
+from crackcli.data.painting import (
+    BESIDE_CRACKS,
+    CONFUSERS,
+    asphalt,
+    paint_joint,
+    paint_marking,
+    paint_pavement_crack,
+    synthetic_cracks_for,
+)
 
 
 def _changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -51,3 +59,17 @@ def test_confusers_stay_clean_and_surfaces_are_half_road_cracks():
             assert out is not patch
     assert set(labels["hairline"]) == {0} and set(labels["confuser"]) == {1} and set(labels["untouched"]) == {1}
     assert 0.35 < np.mean(np.asarray(labels["surface"]) == 0) < 0.65
+
+
+def test_crack_patches_get_confusers_beside_the_crack_and_stay_crack():
+    painting = synthetic_cracks_for(0.1, ("crack", "no_crack"), "crack", confuser_share=0.3)
+    patch = np.full((48, 48, 3), 150, np.uint8)
+    outcomes = [painting(patch, 0, np.random.default_rng(seed)) for seed in range(400)]
+    assert all(label == 0 for _, label in outcomes)
+    painted = sum(out is not patch for out, _ in outcomes)
+    assert 80 <= painted <= 160  # 30% of 400, with room for chance
+    assert paint_marking not in BESIDE_CRACKS and len(BESIDE_CRACKS) == len(CONFUSERS) - 1
+    # Without confusers a crack patch draws nothing: its augmentation stream is the one it had before.
+    plain = synthetic_cracks_for(0.1, ("crack", "no_crack"), "crack", stain_share=0.2)
+    rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(1)
+    assert plain(patch, 0, rng_a)[0] is patch and rng_a.random() == rng_b.random()

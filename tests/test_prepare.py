@@ -58,6 +58,20 @@ def test_mask_labels_follow_crack_fraction(tmp_path):
     assert len(rows) == 5
 
 
+def test_a_zero_one_mask_labels_crack_patches(tmp_path):
+    """Labelling scripts often save masks as 0/1: read as crack, not as an empty class."""
+    write_image(tmp_path / "photos" / "p.png", np.full((64, 64, 3), 128, np.uint8))
+    mask = np.zeros((64, 64), np.uint8)
+    mask[0:32, 0:32] = 1
+    write_image(tmp_path / "masks" / "p.png", mask)
+    out = tmp_path / "out"
+    result = invoke(
+        tmp_path / "photos", "--out", out, "--size", "32", "--labels", "mask", "--masks", tmp_path / "masks"
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(r["label"] for r in manifest(out)) == ["crack", "no_crack", "no_crack", "no_crack"]
+
+
 def test_class_masks_label_confusable_patches_after_cracks(tmp_path):
     image = np.full((64, 128, 3), 128, np.uint8)
     cracks = np.zeros((64, 128), np.uint8)
@@ -213,6 +227,9 @@ def test_mask_problems_are_reported_per_photo(tmp_path, photo_factory):
     "extra, text",
     [
         (["--split", "3:x"], "ratios"),
+        (["--split", "nan:1"], "ratios"),
+        (["--labels", "mask", "--masks", ".", "--crack-min", "1.5"], "--crack-min"),
+        (["--labels", "mask", "--masks", ".", "--crack-min", "0"], "--crack-min"),
         (["--edge", "wrap"], "--edge"),
         (["--labels", "mask"], "--masks"),
         (["--format", "gif"], "--format"),

@@ -197,9 +197,14 @@ def paint_striations(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 CONFUSERS = (paint_joint, paint_marking, paint_grid, paint_edge, paint_tyre_marks, paint_striations, paint_stains)
 
 
-def paint_confuser(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One confuser, chosen evenly among ``CONFUSERS``."""
-    return CONFUSERS[int(rng.integers(len(CONFUSERS)))](rgb, rng)
+# What may lie beside a crack without hiding it (road paint could cover it): painted on crack patches,
+# which stay crack, so that a joint or a shadow next to a crack does not talk the model out of it.
+BESIDE_CRACKS = tuple(painter for painter in CONFUSERS if painter is not paint_marking)
+
+
+def paint_confuser(rgb: np.ndarray, rng: np.random.Generator, painters: tuple = CONFUSERS) -> np.ndarray:
+    """One confuser, chosen evenly among ``painters``."""
+    return painters[int(rng.integers(len(painters)))](rgb, rng)
 
 
 def asphalt(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -240,8 +245,9 @@ class SyntheticCracks:
     """Paint shares of the clean training patches, each share a different kind of mark (see the module).
 
     ``share``: a hairline, trained as crack.  ``stain_share``: dark blots, kept clean.  ``confuser_share``:
-    one of the confusers, kept clean.  ``surface_share``: replaced by procedural asphalt, half of it with
-    a road crack (trained as crack), half plain.  Crack patches are left alone.
+    one of the confusers, kept clean; the same share of crack patches gets one of ``BESIDE_CRACKS`` and
+    stays crack.  ``surface_share``: replaced by procedural asphalt, half of it with a road crack (trained
+    as crack), half plain.  Without confusers, crack patches are left alone.
     """
 
     share: float
@@ -252,8 +258,10 @@ class SyntheticCracks:
     surface_share: float = 0.0
 
     def __call__(self, rgb: np.ndarray, label: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-        # No draw for crack patches: their augmentation stream stays as it is without this option.
         if label != self.clean_label:
+            # No draw without confusers: crack patches then keep the augmentation stream they had before.
+            if self.confuser_share > 0 and rng.random() < self.confuser_share:
+                return paint_confuser(rgb, rng, BESIDE_CRACKS), label
             return rgb, label
         draw = rng.random()
         if draw < self.share:

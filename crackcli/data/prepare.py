@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import math
 import random
 import shutil
 import tempfile
@@ -81,6 +82,12 @@ class PrepareOptions:
                 raise OptionError(
                     "class_masks", "not a folder; give a folder of same-stem mask files", f"{name}={folder}"
                 )
+        if not 0.0 < self.crack_min <= 1.0:  # also refuses NaN
+            raise OptionError(
+                "crack_min",
+                "give the share of crack pixels that makes a patch crack, above 0 and at most 1, e.g. 0.005",
+                self.crack_min,
+            )
         if self.split is not None:
             check_split(self.split)
         if self.image_format not in ("png", "jpg"):
@@ -123,7 +130,7 @@ class PrepareSummary:
 
 def check_split(ratios: tuple[float, ...], shown: object = None) -> None:
     """Two or three ratios (train, val, test), none negative, train above zero."""
-    if not 2 <= len(ratios) <= 3 or any(r < 0 for r in ratios) or ratios[0] <= 0:
+    if not 2 <= len(ratios) <= 3 or not all(0 <= r < math.inf for r in ratios) or not ratios[0] > 0:
         raise OptionError("split", "give train:val[:test] ratios such as 3:1:1", shown or ":".join(map(str, ratios)))
 
 

@@ -105,13 +105,61 @@ def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1) 
 
 
 def read_mask(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A crack mask as a boolean (H, W) array: pixels brighter than half scale are crack."""
-    image = _decode(path, max_pixels, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
-    half = 32768 if image.dtype == np.uint16 else 128
-    return image >= half
+    """A crack mask as a boolean (H, W) array, in the formats masks come in.
+
+    - gray, 8 or 16 bit: pixels from half scale up are crack (anti-aliased 0/255 masks);
+    - 0/1 masks (all values 0 or 1, saved as they are by many labelling scripts): 1 is crack;
+    - palette (VOC-style) PNGs: every class index but 0 (background) and 255 (VOC's "unlabelled"
+      border) is crack, whatever colour the palette gives it;
+    - colour masks (a red or green crack on black): a pixel whose brightest channel is from half scale up.
+    """
+    if _is_palette(path):
+        indices = _palette_indices(path, max_pixels)
+        return (indices != 0) & (indices != 255)
+    colour = _decode(path, max_pixels, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)  # EXIF-rotated like the photo
+    image = colour.max(axis=2) if _has_colour(colour) else colour[..., 0]
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ImageReadError(f"{path}: unsupported mask sample type {image.dtype}; save it as 8 or 16 bit")
+    if image.max() == 1:
+        return image == 1
+    return image >= (32768 if image.dtype == np.uint16 else 128)
+
+
+def _has_colour(bgr: np.ndarray) -> bool:
+    return bool((bgr[..., 0] != bgr[..., 1]).any() or (bgr[..., 1] != bgr[..., 2]).any())
+
+
+def _is_palette(path: Path) -> bool:
+    try:
+        with Image.open(path) as img:
+            return img.mode == "P"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return False  # the decoder below says what is wrong with the file
+
+
+def _palette_indices(path: Path, max_pixels: int) -> np.ndarray:
+    _decode_checks(path, max_pixels)
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise _unreadable(path, exc) from None
 
 
 def _decode(path: Path, max_pixels: int, flags: int) -> np.ndarray:
+    _decode_checks(path, max_pixels)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # any file name, unlike cv2.imread
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    image = cv2.imdecode(data, flags)
+    if image is None or image.size == 0:
+        raise ImageReadError(f"{path}: cannot decode the pixels (truncated or corrupt?); re-copy the file")
+    return image
+
+
+def _decode_checks(path: Path, max_pixels: int) -> None:
+    """Refuse a folder, an empty file or a header over the pixel limit before decoding any pixel."""
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not an image; pass the photos inside it or the folder alone")
     try:
@@ -126,14 +174,6 @@ def _decode(path: Path, max_pixels: int, flags: int) -> np.ndarray:
             f"{path}: {width}×{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP "
             "limit that guards against decompression bombs; raise `max_pixels` if the photo is genuine"
         )
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # any file name, unlike cv2.imread
-    except OSError as exc:
-        raise _unreadable(path, exc) from None
-    image = cv2.imdecode(data, flags)
-    if image is None or image.size == 0:
-        raise ImageReadError(f"{path}: cannot decode the pixels (truncated or corrupt?); re-copy the file")
-    return image
 
 
 def _unreadable(path: Path, exc: BaseException) -> ImageReadError:
