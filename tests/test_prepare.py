@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,6 +172,36 @@ def test_rerun_skips_existing_and_overwrite_rewrites(tmp_path, photo_factory):
     third = json.loads(invoke(tmp_path / "src", "--out", out, "--size", "32", "--json", "--overwrite").stdout)
     assert third["written"] == 4
     assert not list(out.rglob("*.part"))
+
+
+def test_a_second_job_into_the_same_out_adds_to_its_manifest(tmp_path, photo_factory):
+    photo_factory("first/crack/a.png", 64, 64)
+    photo_factory("second/crack/b.png", 64, 64)
+    out = tmp_path / "out"
+    assert invoke(tmp_path / "first", "--out", out, "--size", "32", "-q").exit_code == 0
+    assert invoke(tmp_path / "second", "--out", out, "--size", "32", "-q").exit_code == 0
+    rows = manifest(out)
+    assert sorted({Path(r["source"]).name for r in rows}) == ["a.png", "b.png"] and len(rows) == 8
+    assert sorted(r["patch"] for r in rows) == sorted(p.relative_to(out).as_posix() for p in out.rglob("*_x*.png"))
+    # The same job again replaces its own rows rather than adding them twice.
+    assert invoke(tmp_path / "second", "--out", out, "--size", "32", "-q").exit_code == 0
+    assert len(manifest(out)) == 8
+
+
+def test_another_photo_of_the_same_name_is_not_called_already_there(tmp_path, photo_factory):
+    photo_factory("site1/crack/a.png", 64, 64, seed=1)
+    photo_factory("site2/crack/a.png", 64, 64, seed=2)
+    out = tmp_path / "out"
+    assert invoke(tmp_path / "site1", "--out", out, "--size", "32", "-q").exit_code == 0
+    before = (out / "crack" / "a_x0_y0.png").read_bytes()
+    result = invoke(tmp_path / "site2", "--out", out, "--size", "32")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "site2" in result.stderr and "site1" in result.stderr and "--overwrite" in result.stderr
+    assert (out / "crack" / "a_x0_y0.png").read_bytes() == before  # nothing of the first photo lost
+    assert {Path(r["source"]).parent.parent.name for r in manifest(out)} == {"site1"}
+    assert invoke(tmp_path / "site2", "--out", out, "--size", "32", "--overwrite", "-q").exit_code == 0
+    assert {Path(r["source"]).parent.parent.name for r in manifest(out)} == {"site2"}
+    assert (out / "crack" / "a_x0_y0.png").read_bytes() != before
 
 
 def test_bad_inputs_each_get_one_line_and_the_rest_goes_on(tmp_path, photo_factory):

@@ -182,6 +182,29 @@ def find_mask(masks_dir: Path, stem: str) -> Path | None:
     return None
 
 
+def read_manifest(path: Path) -> dict[str, dict[str, str]]:
+    """The rows of an earlier ``manifest.csv`` by patch path (none when there is no such file)."""
+    try:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+            return {row["patch"]: row for row in csv.DictReader(handle) if row.get("patch")}
+    except FileNotFoundError:
+        return {}
+    except (OSError, csv.Error, KeyError) as exc:
+        raise CrackError(
+            f"{path}: the manifest of earlier jobs cannot be read ({exc.__class__.__name__}); "
+            "move it away or choose another `out`"
+        ) from None
+
+
+def _same_file(recorded: str, path: Path) -> bool:
+    if recorded == str(path):
+        return True
+    try:
+        return Path(recorded).resolve() == path.resolve()
+    except OSError:
+        return False
+
+
 def parse_class_mask(text: str) -> tuple[str, Path]:
     """``"scratch=masks/scratches"`` -> ("scratch", Path("masks/scratches"))."""
     name, sep, folder = text.partition("=")
@@ -236,6 +259,8 @@ class Preparer:
         self.options = options
         self.events = events or JobEvents()
         self.suffix = f".{options.image_format}"
+        self.earlier: dict[str, dict[str, str]] = {}  # manifest rows of earlier jobs, by patch
+        self.cut: set[str] = set()  # patches of this job
 
     def plan(self, sources: Iterable[str]) -> tuple[list[Photo], PrepareSummary]:
         paths, failures = collect_inputs(sources, self.options.out)
@@ -252,8 +277,13 @@ class Preparer:
         return self.execute(*self.plan(sources))
 
     def execute(self, photos: list[Photo], summary: PrepareSummary) -> PrepareSummary:
-        """Slice the planned ``photos``; failures are collected in ``summary``, the batch goes on."""
+        """Slice the planned ``photos``; failures are collected in ``summary``, the batch goes on.
+
+        ``manifest.csv`` ends up listing every patch in ``out``: rows of earlier jobs into the same
+        folder are kept, those of patches cut again are replaced.
+        """
         self.events.started(len(photos))
+        self.earlier = read_manifest(self.options.out / "manifest.csv")
         if not photos and not summary.failures:
             summary.failures.append(("", "no images found in the inputs; pass photo files, folders or globs"))
         # Manifest rows go to an unnamed temporary file as photos are done, not to a list: memory stays
@@ -265,11 +295,22 @@ class Preparer:
             self._slice_all(photos, summary, manifest)
             if summary.photos:
                 text.flush()
-                rows_file.seek(0)
-                with atomic_writer(self.options.out / "manifest.csv") as handle:
-                    shutil.copyfileobj(rows_file, handle)
+                self._write_manifest(rows_file)
             text.detach()
         return summary
+
+    def _write_manifest(self, rows_file: Any) -> None:
+        """Earlier rows of patches not cut again, then this job's rows (``rows_file``, with its header)."""
+        rows_file.seek(0)
+        with atomic_writer(self.options.out / "manifest.csv") as handle:
+            kept = [row for patch, row in self.earlier.items() if patch not in self.cut]
+            if kept:
+                text = io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape", newline="")
+                text.write(rows_file.readline().decode("utf-8", "surrogateescape"))  # the header
+                csv.DictWriter(text, fieldnames=MANIFEST_FIELDS, lineterminator="\n").writerows(kept)
+                text.flush()
+                text.detach()
+            shutil.copyfileobj(rows_file, handle)
 
     def _slice_all(self, photos: list[Photo], summary: PrepareSummary, manifest: csv.DictWriter) -> None:
         pool = ThreadPoolExecutor(max_workers=self.options.workers or usable_cpus())
@@ -335,6 +376,8 @@ class Preparer:
                 "use `edge=pad` or a smaller `size`"
             )
         patches, ambiguous = label_windows(windows, photo, masks, opts.crack_min)
+        if not opts.overwrite:
+            self._check_same_source(photo, patches)
         summary.ambiguous += ambiguous
         rows, jobs = [], []
         for patch in patches:
@@ -346,6 +389,7 @@ class Preparer:
             else:
                 jobs.append(pool.submit(write_image, target, crop(image, patch.window), jpeg_quality=opts.quality))
             summary.patches[(photo.split or "", patch.label or "")] += 1
+            self.cut.add(relative.as_posix())
             rows.append(
                 {
                     "patch": relative.as_posix(),
@@ -362,6 +406,21 @@ class Preparer:
             job.result()
         summary.written += len(jobs)
         return rows
+
+    def _check_same_source(self, photo: Photo, patches: list[_Patch]) -> None:
+        """Refuse to count as "already there" patches that an earlier job cut from another photo."""
+        for patch in patches:
+            relative = self._patch_path(photo, patch).as_posix()
+            earlier = self.earlier.get(relative)
+            if (
+                earlier is not None
+                and (self.options.out / relative).exists()
+                and not _same_file(earlier.get("source", ""), photo.path)
+            ):
+                raise CrackError(
+                    f"{photo.path}: its patches' names are taken in {self.options.out} by patches of "
+                    f"{earlier.get('source')}; rename the photo, choose another `out`, or pass `overwrite`"
+                )
 
     def _patch_path(self, photo: Photo, patch: _Patch) -> Path:
         folder = Path(*(part for part in (photo.split, patch.label) if part))
