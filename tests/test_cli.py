@@ -80,6 +80,40 @@ def test_an_option_error_from_the_core_reaches_the_user_as_its_flag(tmp_path):
     assert "crack: error: --threshold 1.5: give a probability between 0 and 1" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (["scan", "{photo}", "--patch", "100000"], "--patch 100000"),
+        (["scan", "{photo}", "--stride", "500"], "--stride 500"),
+        (["scan", "{photo}", "--stride", "0"], "--stride 0"),
+        (["scan", "{photo}", "--batch", "100000"], "--batch 100000"),
+        (["scan", "{photo}", "--max-pixels", "-1"], "--max-pixels -1"),
+        (["prepare", "{photo}", "--workers", "-1"], "--workers -1"),
+        (["prepare", "{photo}", "--size", "100000"], "--size 100000"),
+        (["prepare", "{photo}", "--split", "nan:1"], "--split 'nan:1'"),
+        (["train", "{folder}", "--workers", "-1"], "--workers -1"),
+        (["train", "{folder}", "--lr", "nan"], "--lr nan"),
+        (["eval", "{model}", "{folder}", "--workers", "-1"], "--workers -1"),
+    ],
+)
+def test_option_values_that_cannot_work_are_refused_before_any_work(tmp_path, command, flag):
+    from helpers import write_photo
+
+    photo = write_photo(tmp_path / "in" / "p.png", 64, 48)
+    for label in ("crack", "no_crack"):
+        write_photo(tmp_path / "in" / label / "q.png", 64, 48)
+    model = Path(crackcli.__file__).parent.parent / "models" / "crack-default.onnx"
+    values = {"photo": str(photo), "folder": str(tmp_path / "in"), "model": str(model)}
+    args = [part.format(**values) for part in command] + ["--out" if command[0] != "train" else "--project"]
+    args.append(str(tmp_path / "out"))
+    if command[0] == "eval":
+        args = args[:-2]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"crack: error: {flag}:" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_core_names_settings_never_flags():
     """Messages raised outside the CLI name fields (`max_pixels`), so library callers read what they passed;
     a whole command line (``crack prepare --split``) is the one exception."""

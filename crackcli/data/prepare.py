@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from crackcli.data.tiling import EDGE_RULES, Window, crop, grid
+from crackcli.data.tiling import EDGE_RULES, MAX_WINDOW, Window, crop, grid
 from crackcli.errors import CrackError, OptionError
 from crackcli.io.atomic import atomic_writer
 from crackcli.io.images import (
@@ -62,10 +62,12 @@ class PrepareOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
-        if self.size < 8:
-            raise OptionError("size", "patches must be at least 8 pixels", self.size)
+        if not 8 <= self.size <= MAX_WINDOW:
+            raise OptionError("size", f"patches must be 8 to {MAX_WINDOW} pixels", self.size)
         if self.stride is not None and self.stride < 1:
             raise OptionError("stride", "must be at least 1 pixel", self.stride)
+        if self.workers < 0:
+            raise OptionError("workers", "give a number of threads, or 0 for one per CPU", self.workers)
         if self.edge not in EDGE_RULES:
             raise OptionError("edge", f"choose one of {', '.join(EDGE_RULES)}", self.edge)
         if self.labels not in LABEL_MODES:

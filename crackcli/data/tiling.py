@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 EDGE_RULES = ("shift", "pad", "drop")
+MAX_WINDOW = 8192  # a window is shrunk to a model's input (about 100 px): a larger one sees nothing more
 
 
 @dataclass(frozen=True)

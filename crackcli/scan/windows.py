@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from crackcli.data.tiling import Window, grid
+from crackcli.data.tiling import MAX_WINDOW, Window, grid
 from crackcli.errors import OptionError
 from crackcli.model.meta import ModelMeta
 from crackcli.model.predictors import Predictor, softmax
@@ -32,14 +32,21 @@ HALO = 128  # context added around each tile so cells near its edge see real nei
 MIN_DENSE_INPUT = 2 * CELL
 
 
+MAX_BATCH = 4096  # windows in memory at once: 4096 × 3 × 224² bytes is 600 MB
+
+
 def check_window_options(patch: int | None, stride: int | None, batch: int, mode: str) -> None:
     """The checks of the window settings, wherever they are given (None: the model's default)."""
-    if patch is not None and patch < 8:
-        raise OptionError("patch", "windows must be at least 8 pixels", patch)
+    if patch is not None and not 8 <= patch <= MAX_WINDOW:
+        raise OptionError("patch", f"windows must be 8 to {MAX_WINDOW} pixels", patch)
     if stride is not None and stride < 1:
         raise OptionError("stride", "must be at least 1 pixel", stride)
-    if batch < 1:
-        raise OptionError("batch", "must be at least 1", batch)
+    if patch is not None and stride is not None and stride > patch:
+        raise OptionError(
+            "stride", f"is larger than the {patch} px window: strips between windows would go unseen", stride
+        )
+    if not 1 <= batch <= MAX_BATCH:
+        raise OptionError("batch", f"must be 1 to {MAX_BATCH} windows", batch)
     if mode not in MODES:
         raise OptionError("mode", f"unknown mode; choose one of {', '.join(MODES)}", f"'{mode}'")
 

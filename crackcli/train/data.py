@@ -74,7 +74,7 @@ def load_train_data(config: TrainConfig) -> TrainData:
 def loader_workers(config: TrainConfig, device: torch.device, context: Context) -> int:
     """Image decoding processes: ``config.workers``, else by device and CPUs."""
     if config.workers is not None:
-        return max(0, config.workers)
+        return config.workers
     cpus = max(1, usable_cpus() // context.world)
     # On a GPU, decoding must keep up with it; on the CPU the model competes with the loaders for cores.
     return min(16, cpus) if device.type == "cuda" else min(4, max(1, cpus // 2))

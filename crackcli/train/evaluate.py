@@ -45,6 +45,8 @@ def evaluate_folder(
     """Classify every image of ``folder`` (from ``index_eval_folder``) and compare with its class folder."""
     if batch < 1:
         raise OptionError("batch", "must be at least 1", batch)
+    if workers is not None and workers < 0:
+        raise OptionError("workers", "give a number of loader processes (0: none)", workers)
     events = events or JobEvents()
     events.started(len(folder.samples))
     classes = predictor.meta.classes
