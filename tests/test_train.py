@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -234,6 +235,25 @@ def test_cli_train_then_eval_json(patch_data, tmp_path):
     # The figures equal those the trainer logged for the epoch it kept as best.
     history = load_checkpoint(best)["history"]
     assert report["f1"] == pytest.approx(max(row["val_f1"] for row in history), abs=1e-9)
+
+
+def test_a_checkpoint_of_another_run_is_not_resumed_into_this_runs_folder(patch_data, tmp_path):
+    first = Trainer(tiny_config(patch_data, tmp_path, epochs=1, name="a")).fit().run_dir
+    second = Trainer(tiny_config(patch_data, tmp_path, epochs=2, name="b")).fit().run_dir
+    shutil.copy(first / "last.pt", second / "last.pt")
+    before = (second / "metrics.csv").read_text()
+    result = runner.invoke(app, ["train", "--resume", str(second / "last.pt")])
+    assert result.exit_code == 1 and "saved by another run" in result.stderr and "Traceback" not in result.output
+    assert (second / "metrics.csv").read_text() == before
+    # Its own checkpoint, or one moved to a folder of its own, resumes.
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(first / "last.pt", lone / "last.pt")
+    assert Trainer.resume(lone / "last.pt").run_id == Trainer.resume(first / "last.pt").run_id
+    assert (
+        json.loads((first / "args.json").read_text())["summary"]["run_id"]
+        != json.loads((second / "args.json").read_text())["summary"]["run_id"]
+    )
 
 
 def test_resume_of_a_weights_only_file_is_refused(tmp_path):

@@ -58,9 +58,7 @@ class TrainConfig:
         if not 0 < self.lr < math.inf:
             raise OptionError("lr", "give a learning rate above 0, e.g. 0.01", self.lr)
         if self.workers is not None and self.workers < 0:
-            raise OptionError(
-                "workers", "give a number of loader processes (0: none)", self.workers
-            )
+            raise OptionError("workers", "give a number of loader processes (0: none)", self.workers)
         if self.limit_per_class is not None and self.limit_per_class < 1:
             raise OptionError("limit_per_class", "must be at least 1", self.limit_per_class)
         if not 0.0 <= self.ema < 1.0:

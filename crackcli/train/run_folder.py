@@ -20,6 +20,7 @@ from typing import Any
 
 from torch import nn
 
+from crackcli.errors import CrackError
 from crackcli.io.atomic import atomic_write_bytes, remove_leftover_parts
 from crackcli.io.run_dirs import unique_run_dir
 from crackcli.model.checkpoint import save_checkpoint
@@ -43,6 +44,27 @@ class RunFolder:
         """The folder of a run to resume, cleared of the temporary parts a killed writer left."""
         remove_leftover_parts(path, RUN_FILES)
         return cls(path)
+
+    def check_owner(self, checkpoint: Path, payload: dict[str, Any]) -> None:
+        """Refuse to resume into this folder a checkpoint that another run saved (copied or moved here)."""
+        try:
+            written = json.loads((self.path / "args.json").read_text())
+        except FileNotFoundError:
+            return  # a checkpoint alone in a folder: the run's files start again here
+        except (OSError, ValueError):
+            raise CrackError(f"{self.path / 'args.json'}: unreadable; restore it or resume into a copy") from None
+        ours, theirs = payload.get("summary", {}).get("run_id"), written.get("summary", {}).get("run_id")
+        # Runs saved before run ids existed are told apart by their options (compared as JSON, as written).
+        same = (
+            ours == theirs
+            if ours and theirs
+            else json.loads(json.dumps(payload.get("config"))) == written.get("config")
+        )
+        if not same:
+            raise CrackError(
+                f"{checkpoint}: saved by another run than the one whose files are in {self.path}; resume from "
+                "the last.pt in that run's own folder, or move the checkpoint to a folder of its own"
+            )
 
     @property
     def last(self) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -118,6 +119,8 @@ class Trainer:
         self._skipped: set[str] = set()
         self.start_epoch = 0
         self.best: dict[str, Any] = {"epoch": 0, "f1": -1.0, "report": None}
+        # Names the run in args.json and in every checkpoint, so a resume cannot mix two runs' files.
+        self.run_id = str((resume_from or {}).get("summary", {}).get("run_id") or uuid.uuid4().hex)
         if resume_from is not None:
             self._restore(resume_from)
         self.folder = folder
@@ -134,6 +137,7 @@ class Trainer:
         if "optimizer" not in payload or "config" not in payload:
             raise CrackError(f"{checkpoint}: holds weights only, not a training state; resume from last.pt")
         folder = RunFolder.reopen(checkpoint.parent)
+        folder.check_owner(checkpoint, payload)
         return cls(TrainConfig.from_dict(payload["config"]), events, resume_from=payload, folder=folder)
 
     def _amp_dtype(self) -> torch.dtype | None:
@@ -171,6 +175,7 @@ class Trainer:
             "milestones": list(self.config.resolved_milestones()),
             "crackcli_version": __version__,
             "torch_version": str(torch.__version__),
+            "run_id": self.run_id,
         }
 
     def fit(self, on_epoch_end: Callable[[int], None] | None = None) -> TrainResult:
