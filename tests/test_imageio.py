@@ -120,6 +120,15 @@ def test_masks_in_the_formats_labelling_tools_write_read_as_the_same_crack(tmp_p
         np.testing.assert_array_equal(read_mask(tmp_path / name), crack, err_msg=name)
 
 
+def test_a_tiff_of_several_pictures_is_refused_and_one_with_a_thumbnail_read(tmp_path):
+    first, second = (Image.fromarray(pixels(40, 60, seed)) for seed in (1, 2))
+    first.save(tmp_path / "pages.tif", save_all=True, append_images=[second])
+    with pytest.raises(ImageReadError, match="2 full-size pages"):
+        read_rgb(tmp_path / "pages.tif")
+    first.save(tmp_path / "thumb.tif", save_all=True, append_images=[first.resize((15, 10))])
+    np.testing.assert_array_equal(read_rgb(tmp_path / "thumb.tif"), pixels(40, 60, 1))
+
+
 def test_atomic_write_leaves_no_part_file(tmp_path):
     target = tmp_path / "sub" / "file.bin"
     atomic_write_bytes(target, b"abc")

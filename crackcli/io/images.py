@@ -169,10 +169,31 @@ def _decode_checks(path: Path, max_pixels: int) -> None:
     if size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes); re-copy it from the camera or remove it")
     width, height = image_size(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        _refuse_several_pictures(path, (width, height))
     if width * height > max_pixels:
         raise ImageReadError(
             f"{path}: {width}×{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP "
             "limit that guards against decompression bombs; raise `max_pixels` if the photo is genuine"
+        )
+
+
+def _refuse_several_pictures(path: Path, size: tuple[int, int]) -> None:
+    """A TIFF holding more than one full-size picture: reading its first page only would be a silent guess.
+    Smaller pages (a thumbnail, a pyramid of reduced copies) belong to the first and are fine."""
+    try:
+        with Image.open(path) as img:
+            pages = getattr(img, "n_frames", 1)
+            full = 0
+            for page in range(pages):
+                img.seek(page)
+                full += img.size == size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise _unreadable(path, exc) from None
+    if full > 1:
+        raise ImageReadError(
+            f"{path}: a TIFF of {full} full-size pages; crack reads one picture per file: "
+            "split it into one file per page (e.g. with tiffsplit) and pass those"
         )
 
 
