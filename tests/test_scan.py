@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 
@@ -139,7 +140,15 @@ def test_exit_codes_corrupt_photos_and_fail_on_crack(crack_model, photos, tmp_pa
     )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "corrupt.jpg" in result.stderr and "missing.jpg" in result.stderr
-    assert [json.loads(line)["image"] for line in result.stdout.splitlines()] == [good]
+    # Every input gets a JSON line, the failed ones with their error; all are rows of summary.csv.
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    corrupt = str(tmp_path / "in" / "corrupt.jpg")
+    assert sorted(line["image"] for line in lines) == sorted([corrupt, good, "missing.jpg"])
+    assert all(("error" in line) == (line["image"] != good) for line in lines)
+    with open(tmp_path / "a" / "summary.csv", newline="") as handle:
+        rows = {row["image"]: row for row in csv.DictReader(handle)}
+    assert rows["missing.jpg"]["status"] == "failed" and "missing.jpg" in rows["missing.jpg"]["error"]
+    assert rows[corrupt]["status"] == "failed" and rows[good]["status"] == "scanned"
     assert runner.invoke(app, scan_args(model, tmp_path / "b", good, "--fail-on-crack")).exit_code == 3
     assert (
         runner.invoke(

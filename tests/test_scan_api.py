@@ -33,7 +33,8 @@ class Recorder(ScanEvents):
     def photo_scanned(self, report: dict) -> None:
         self.seen.append(("scanned", Path(report["image"]).name))
 
-    def photo_failed(self, message: str) -> None:
+    def photo_failed(self, image: str, message: str) -> None:
+        assert image in message
         self.seen.append(("failed", message))
 
     def warning(self, message: str) -> None:

@@ -174,7 +174,8 @@ def scan(
 
 
 class ScanView(ProgressView, ScanEvents):
-    """Each photo's report as a JSON line on stdout (``as_json``) or a summary line on stderr; failures as errors."""
+    """Each photo's report as a JSON line on stdout (``as_json``) or a summary line on stderr; failures as
+    errors (and, with ``as_json``, as ``{"image", "error"}`` lines)."""
 
     def __init__(self, quiet: bool, as_json: bool) -> None:
         super().__init__("scan", quiet or as_json)
@@ -193,5 +194,7 @@ class ScanView(ProgressView, ScanEvents):
                 soft_wrap=True,
             )
 
-    def photo_failed(self, message: str) -> None:
+    def photo_failed(self, image: str, message: str) -> None:
         print_error(message)
+        if self.as_json:  # a pipeline reading stdout sees every input, not only those that worked
+            print(json.dumps({"image": image, "error": message}), flush=True)

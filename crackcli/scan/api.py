@@ -67,12 +67,7 @@ class PlannedScan:
 
     def run(self, events: ScanEvents | None = None) -> JobResult:
         """Scan every photo; failures are reported to ``events`` and counted, the others still scanned."""
-        events = events or ScanEvents()
-        for _, message in self.input_failures:
-            events.photo_failed(message)
-        result = self.job.run(self.photos, events)
-        result.failed += len(self.input_failures)
-        return result
+        return self.job.run(self.photos, events, self.input_failures)
 
 
 def plan_scan(sources: Sequence[str], options: ScanOptions | None = None) -> PlannedScan:

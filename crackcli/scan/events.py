@@ -13,5 +13,5 @@ class ScanEvents(JobEvents):
     def photo_scanned(self, report: dict[str, Any]) -> None:
         """A photo's report, scanned now or kept from an earlier run into the same folder."""
 
-    def photo_failed(self, message: str) -> None:
-        """An input that could not be scanned (the job goes on with the others)."""
+    def photo_failed(self, image: str, message: str) -> None:
+        """An input (a photo, or an argument that named none) that could not be scanned; the job goes on."""

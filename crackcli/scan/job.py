@@ -17,7 +17,7 @@ import io
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,8 +153,14 @@ class ScanJob:
             return None, "reports made by another crackcli version"
         return report, None
 
-    def run(self, photos: list[tuple[Path, str]], events: ScanEvents | None = None) -> JobResult:
-        """Scan (path, output stem) pairs in order; a failing photo is reported and skipped.
+    def run(
+        self,
+        photos: list[tuple[Path, str]],
+        events: ScanEvents | None = None,
+        input_failures: Sequence[tuple[str, str]] = (),
+    ) -> JobResult:
+        """Scan (path, output stem) pairs in order; a failing photo is reported and skipped.  Inputs that
+        named no photo (``input_failures``: (input, message)) are reported and listed first.
 
         Three stages overlap: the next photo is decoded, this one scored, the previous one rendered and
         written (on a writer thread). Each photo's outputs are whole before it is reported, in input order.
@@ -162,6 +168,8 @@ class ScanJob:
         events = events or ScanEvents()
         events.started(len(photos))
         result = JobResult()
+        for source, message in input_failures:
+            self._failed(source, message, result, events)
         self.out.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as writer:
             previous: tuple[Path, Future] | None = None
@@ -198,9 +206,7 @@ class ScanJob:
         try:
             report, kept = outcome.result()
         except CrackError as exc:
-            result.failed += 1
-            result.rows.append({"image": str(path), "status": "failed", "error": str(exc)})
-            events.photo_failed(str(exc))
+            self._failed(str(path), str(exc), result, events)
         else:
             result.kept += kept
             result.scanned += not kept
@@ -223,6 +229,12 @@ class ScanJob:
         for why, count in redone.items():
             events.warning(f"{self.out}: scanning {count} photo{'s' * (count > 1)} again: {why}")
         return kept
+
+    @staticmethod
+    def _failed(image: str, message: str, result: JobResult, events: ScanEvents) -> None:
+        result.failed += 1
+        result.rows.append({"image": image, "status": "failed", "error": message})
+        events.photo_failed(image, message)
 
     def _decoded_ahead(
         self, photos: list[tuple[Path, str]], events: ScanEvents
