@@ -1,5 +1,6 @@
 """Ctrl-C (SIGINT) during `crack scan` and `crack prepare`, at random moments: one line, exit 130, no
-half-written output, and a re-run completes the job without redoing what was finished.  Plus the
+half-written output, and a re-run completes the job without redoing what was finished.  SIGTERM the
+same way, with exit 143.  Plus the
 deferred interrupt that keeps prepare's Ctrl-C out of its thread pool's locks."""
 
 import csv
@@ -17,13 +18,15 @@ import pytest
 from helpers import write_patch_folders, write_photo
 
 from crackcli.io.images import read_rgb
-from crackcli.io.interrupts import DeferredInterrupt
+from crackcli.io.interrupts import DeferredInterrupt, Terminated
 
 INTERRUPTS = 3
 
 
-def interrupt_after(command: list[str], started: callable, delay: float, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``crack command``, send SIGINT ``delay`` seconds after ``started()`` turns true, and wait."""
+def interrupt_after(
+    command: list[str], started: callable, delay: float, cwd: Path, signum: int = signal.SIGINT
+) -> subprocess.CompletedProcess:
+    """Run ``crack command``, send ``signum`` ``delay`` seconds after ``started()`` turns true, and wait."""
     # With the fault handler on, SIGABRT makes a hung job print every thread's stack.
     proc = subprocess.Popen(
         [sys.executable, "-m", "crackcli", *command],
@@ -40,7 +43,7 @@ def interrupt_after(command: list[str], started: callable, delay: float, cwd: Pa
         time.sleep(0.01)
     time.sleep(delay)
     assert proc.poll() is None, f"the job ended before it could be interrupted: {proc.stderr.read()[-2000:]}"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     try:
         _, stderr = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -49,8 +52,8 @@ def interrupt_after(command: list[str], started: callable, delay: float, cwd: Pa
     return subprocess.CompletedProcess(command, proc.returncode, "", stderr)
 
 
-def assert_clean_interrupt(proc: subprocess.CompletedProcess, out: Path) -> None:
-    assert proc.returncode == 130, proc.stderr
+def assert_clean_interrupt(proc: subprocess.CompletedProcess, out: Path, status: int = 130) -> None:
+    assert proc.returncode == status, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("crack: interrupted; ")
     assert "Traceback" not in proc.stderr
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]  # no temporary file left behind
@@ -138,7 +141,24 @@ def test_ctrl_c_during_prepare_then_rerun_matches_an_uninterrupted_run(photos, t
         assert (out / name).read_bytes() == (reference / name).read_bytes()
 
 
-def test_ctrl_c_during_train_says_how_to_resume(tmp_path):
+def test_sigterm_stops_scan_and_prepare_as_ctrl_c_does_with_exit_143(photos, crack_model, tmp_path):
+    _, model, _ = crack_model
+    out = tmp_path / "scan"
+    command = ["scan", str(photos), "--model", str(model), "--out", str(out), "--quiet"]
+    proc = interrupt_after(command, lambda: any(out.glob("*.json")), 0.1, tmp_path, signal.SIGTERM)
+    assert_clean_interrupt(proc, out, 143)
+    with open(out / "summary.csv", newline="") as handle:  # written for what was scanned
+        listed = {Path(row["image"]).stem for row in csv.DictReader(handle)}
+    assert listed == {p.stem for p in out.glob("*.json")} and 0 < len(listed) < 12
+
+    patches = tmp_path / "patches"
+    command = ["prepare", str(photos), "--out", str(patches), "--labels", "none", "--size", "64", "--quiet"]
+    proc = interrupt_after(command, lambda: any(patches.glob("*.png")), 0.1, tmp_path, signal.SIGTERM)
+    assert_clean_interrupt(proc, patches, 143)
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_during_train_says_how_to_resume(tmp_path, signum, status):
     data = write_patch_folders(tmp_path / "patches", {"train": 12, "val": 4})
     run = tmp_path / "runs" / "k"
     command = [
@@ -162,8 +182,8 @@ def test_ctrl_c_during_train_says_how_to_resume(tmp_path):
         "k",
         "--quiet",
     ]
-    proc = interrupt_after(command, lambda: (run / "last.pt").exists(), 0.2, tmp_path)
-    assert_clean_interrupt(proc, run)
+    proc = interrupt_after(command, lambda: (run / "last.pt").exists(), 0.2, tmp_path, signum)
+    assert_clean_interrupt(proc, run, status)
     hint = proc.stderr.strip().splitlines()[-1]
     assert hint.endswith(f"continue with: crack train --resume {run / 'last.pt'}")
     resumed = subprocess.run(
@@ -187,6 +207,16 @@ def test_deferred_interrupt_waits_for_a_safe_point_and_a_second_ctrl_c_does_not(
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)  # the second Ctrl-C interrupts this sleep
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_deferred_sigterm_raises_terminated_at_the_safe_point():
+    before = signal.getsignal(signal.SIGTERM)
+    with DeferredInterrupt() as interrupt:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        with pytest.raises(Terminated):
+            interrupt.check()
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_deferred_interrupt_outside_the_main_thread_leaves_signals_alone():

@@ -9,7 +9,8 @@ import typer
 
 from crackcli import __version__
 from crackcli.cli import data, deploy, info, training
-from crackcli.cli.console import EXIT_INTERRUPTED, user_errors
+from crackcli.cli.console import interrupted_status, user_errors
+from crackcli.io.interrupts import terminate_like_ctrl_c
 
 app = typer.Typer(
     name="crack",
@@ -51,8 +52,9 @@ for name, command in COMMANDS:
 
 def main() -> None:
     """Entry point of the `crack` script and `python -m crackcli`."""
+    terminate_like_ctrl_c()
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("crack: interrupted", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise SystemExit(interrupted_status(exc)) from None

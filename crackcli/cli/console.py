@@ -17,12 +17,14 @@ from rich.console import Console
 
 from crackcli.cli.flags import as_flags
 from crackcli.errors import CrackError, UsageError
+from crackcli.io.interrupts import Terminated
 from crackcli.io.progress import JobEvents
 
 EXIT_OK = 0
 EXIT_FAILED_INPUTS = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's code for a job stopped by Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # and for one stopped by SIGTERM (128 + 15)
 
 err = Console(stderr=True)
 out = Console()
@@ -53,9 +55,9 @@ def user_errors(command: Command) -> Command:
             raise fail(str(exc), EXIT_USAGE) from None
         except CrackError as exc:
             raise fail(str(exc)) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             print("crack: interrupted", file=sys.stderr)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise typer.Exit(interrupted_status(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -65,9 +67,14 @@ def finish_by_rerunning(hint: str) -> Iterator[None]:
     """Ctrl-C inside the block ends the command with one line saying how to finish the job (exit 130)."""
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(f"crack: interrupted; {hint}", file=sys.stderr)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(interrupted_status(exc)) from None
+
+
+def interrupted_status(exc: KeyboardInterrupt) -> int:
+    """The exit status of a job stopped by Ctrl-C (130) or by SIGTERM (143), as a shell reports them."""
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 class ProgressView(JobEvents):

@@ -171,16 +171,23 @@ class ScanJob:
         for source, message in input_failures:
             self._failed(source, message, result, events)
         self.out.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as writer:
-            previous: tuple[Path, Future] | None = None
-            for path, stem, decoded in self._decoded_ahead(photos, events):
-                current = (path, self._start(path, stem, decoded, writer))
-                if previous is not None:
-                    self._record(*previous, result, events)
-                previous = current
-            if previous is not None:
-                self._record(*previous, result, events)
-        self._write_summary(result.rows)
+        pending: list[tuple[Path, Future]] = []  # started, not yet recorded: at most the one in hand and the next
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as writer:
+                for path, stem, decoded in self._decoded_ahead(photos, events):
+                    pending.append((path, self._start(path, stem, decoded, writer)))
+                    if len(pending) > 1:
+                        self._record(*pending.pop(0), result, events)
+                while pending:
+                    self._record(*pending.pop(0), result, events)
+        except KeyboardInterrupt:
+            # Leaving the block waited for the writer: photos whose outputs are whole are done, so listed.
+            for path, outcome in pending:
+                if outcome.done() and outcome.exception() is None:
+                    self._record(path, outcome, result, events)
+            raise
+        finally:  # stopped by Ctrl-C or SIGTERM too: the summary lists what was done
+            self._write_summary(result.rows)
         return result
 
     def _start(
