@@ -24,7 +24,7 @@ import numpy as np
 
 from crackcli.data.tiling import EDGE_RULES, MAX_WINDOW, Window, crop, grid
 from crackcli.errors import CrackError, OptionError
-from crackcli.io.atomic import atomic_writer
+from crackcli.io.atomic import OutputError, atomic_writer, make_folder
 from crackcli.io.images import (
     DEFAULT_MAX_PIXELS,
     is_image_path,
@@ -285,6 +285,8 @@ class Preparer:
         folder are kept, those of patches cut again are replaced.
         """
         self.events.started(len(photos))
+        if photos:
+            make_folder(self.options.out)  # a file in its way, or no permission: one line, before any work
         self.earlier = read_manifest(self.options.out / "manifest.csv")
         if not photos and not summary.failures:
             summary.failures.append(("", "no images found in the inputs; pass photo files, folders or globs"))
@@ -329,6 +331,8 @@ class Preparer:
                         image, masks = loaded.result()
                         manifest.writerows(self._slice(pool, interrupt, photo, image, masks, summary))
                         summary.photos += 1
+                    except OutputError:
+                        raise  # the next photo's patches would fail the same way: stop with one line
                     except CrackError as exc:
                         summary.failures.append((str(photo.path), str(exc)))
                     del loaded

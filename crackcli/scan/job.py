@@ -27,7 +27,7 @@ import numpy as np
 
 from crackcli import __version__
 from crackcli.errors import CrackError, UsageError
-from crackcli.io.atomic import atomic_write_bytes
+from crackcli.io.atomic import OutputError, atomic_write_bytes, make_folder
 from crackcli.io.images import ImageReadError, display_size, read_rgb, write_image
 from crackcli.model.predictors import Predictor
 from crackcli.scan.events import ScanEvents
@@ -170,7 +170,7 @@ class ScanJob:
         result = JobResult()
         for source, message in input_failures:
             self._failed(source, message, result, events)
-        self.out.mkdir(parents=True, exist_ok=True)
+        make_folder(self.out)
         pending: list[tuple[Path, Future]] = []  # started, not yet recorded: at most the one in hand and the next
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as writer:
@@ -212,6 +212,8 @@ class ScanJob:
     def _record(self, path: Path, outcome: Future, result: JobResult, events: ScanEvents) -> None:
         try:
             report, kept = outcome.result()
+        except OutputError:
+            raise  # the next photo's outputs would fail the same way: stop with one line
         except CrackError as exc:
             self._failed(str(path), str(exc), result, events)
         else:
