@@ -56,8 +56,11 @@ def test_scan_goes_through_the_corpus(corpus, crack_model, tmp_path):
     assert "Traceback" not in proc.stderr
     for name in bad:
         assert len(named_lines(proc.stderr, name)) == 1, (name, proc.stderr)
-    scanned = {json.loads(line)["image"].split("/in/", 1)[1] for line in proc.stdout.splitlines()}
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    scanned = {line["image"].split("/in/", 1)[1] for line in lines if "error" not in line}
     assert scanned == set(good), proc.stderr
+    failed = {line["image"].split("/in/", 1)[1] for line in lines if "error" in line}
+    assert failed == set(bad), proc.stdout  # with --json every input gets a line
     # Every output stays inside --out, whatever the input names.
     assert all(p.resolve().is_relative_to((tmp_path / "out").resolve()) for p in (tmp_path / "out").rglob("*"))
     assert {p.name for p in tmp_path.iterdir()} == {"out"}

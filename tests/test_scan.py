@@ -1,6 +1,9 @@
 import csv
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -278,3 +281,14 @@ def test_heatmap_is_the_mean_over_covering_windows_and_regions_join_touching_win
     assert [r.bbox for r in regions] == [(0, 0, 8, 8), (20, 20, 28, 28)] and mask.sum() == 8
     joined, _ = crack_regions(windows, np.array([1.0, 0.8, 0.1]), 0.5, 28, 28, cell=4)
     assert [(r.bbox, r.windows, r.max_prob) for r in joined] == [((0, 0, 12, 8), 2, 1.0)]
+
+
+def test_device_cuda_without_a_gpu_is_one_warning_and_stdout_stays_json(photos, tmp_path):
+    if Path("/dev/nvidiactl").exists():
+        pytest.skip("a GPU is present: CUDA starts, there is nothing to warn about")
+    command = [sys.executable, "-m", "crackcli", "scan", str(photos / "clean.jpg"), "--device", "cuda"]
+    result = subprocess.run([*command, "--json", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["image"] for line in result.stdout.splitlines()] == [str(photos / "clean.jpg")]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("crack: warning: --device cuda")]
+    assert len(warnings) == 1 and "onnxruntime" not in result.stderr + result.stdout  # no library log dump

@@ -38,6 +38,11 @@ def print_error(message: str) -> None:
     print(f"crack: error: {as_flags(message)}", file=sys.stderr)
 
 
+def print_warning(message: str) -> None:
+    """One line on stderr for something the user should know that does not stop the job."""
+    print(f"crack: warning: {as_flags(message)}", file=sys.stderr)
+
+
 def fail(message: str, code: int = EXIT_FAILED_INPUTS) -> typer.Exit:
     """Print one plain error line on stderr and return the exit to raise."""
     print_error(message)
@@ -113,4 +118,4 @@ class ProgressView(JobEvents):
             self._bar.advance(self._task, count)
 
     def warning(self, message: str) -> None:
-        print_error(message)
+        print_warning(message)

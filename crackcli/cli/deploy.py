@@ -13,7 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-from crackcli.cli.console import EXIT_FAILED_INPUTS, ProgressView, err, finish_by_rerunning, print_error
+from crackcli.cli.console import (
+    EXIT_FAILED_INPUTS,
+    ProgressView,
+    err,
+    finish_by_rerunning,
+    print_error,
+    print_warning,
+)
 from crackcli.errors import UsageError
 from crackcli.scan.events import ScanEvents
 
@@ -145,7 +152,7 @@ def scan(
     planned = plan_scan(sources, options)
     fallback = getattr(planned.predictor, "fallback", None)
     if fallback and device == "cuda":
-        print_error(f"warning: --device cuda, but running on the CPU: {fallback}")
+        print_warning(f"--device cuda, but running on the CPU: {fallback}")
     elif fallback:
         print_error(f"note: a GPU is present but ONNX Runtime runs on the CPU: {fallback}")
     settings = planned.job.settings

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crackcli.cli.console import err, print_error
+from crackcli.cli.console import err, print_warning
 from crackcli.train.events import TrainEvents
 
 
@@ -64,9 +64,9 @@ class ConsoleEvents(TrainEvents):
         )
 
     def warning(self, message: str) -> None:
-        print_error(message)
+        print_warning(message)
 
 
 class QuietEvents(TrainEvents):
     def warning(self, message: str) -> None:
-        print_error(message)
+        print_warning(message)

@@ -130,7 +130,10 @@ def create_session(model: bytes, device: str = "auto", threads: int | None = Non
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or usable_cpus()
     options.inter_op_num_threads = 1
-    options.log_severity_level = 4  # provider load failures become our one-line warning, not a log dump
+    # Provider load failures become our one-line warning, not a log dump: the session's logger and the
+    # default one (which reports provider libraries that fail to load, on stdout or stderr) are both silenced.
+    ort.set_default_logger_severity(4)
+    options.log_severity_level = 4
     session = ort.InferenceSession(model, options, providers=providers)
     if want_cuda and fallback is None and "CUDAExecutionProvider" not in session.get_providers():
         fallback = "the CUDA provider did not start (no GPU, or CUDA 13 / cuDNN 9 libraries not found)"
