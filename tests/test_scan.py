@@ -292,3 +292,20 @@ def test_device_cuda_without_a_gpu_is_one_warning_and_stdout_stays_json(photos, 
     assert [json.loads(line)["image"] for line in result.stdout.splitlines()] == [str(photos / "clean.jpg")]
     warnings = [line for line in result.stderr.splitlines() if line.startswith("crack: warning: --device cuda")]
     assert len(warnings) == 1 and "onnxruntime" not in result.stderr + result.stdout  # no library log dump
+
+
+def test_paths_with_newlines_come_through_stdin_when_nul_separated(photos, tmp_path):
+    odd = tmp_path / "in" / "site\nA.jpg"
+    odd.parent.mkdir()
+    odd.write_bytes((photos / "clean.jpg").read_bytes())
+    listing = bytes(odd) + b"\0" + bytes(photos / "cracked.jpg") + b"\0"
+    command = [sys.executable, "-m", "crackcli", "scan", "-", "--null", "--json", "--out", str(tmp_path / "out")]
+    result = subprocess.run(command, input=listing, capture_output=True)
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(line)["image"] for line in result.stdout.splitlines()) == sorted(
+        [str(odd), str(photos / "cracked.jpg")]
+    )
+    lines = subprocess.run([*command[:5], "--json", "--out", str(tmp_path / "o2")], input=listing, capture_output=True)
+    assert lines.returncode == 1  # one path per line splits the odd name: both halves fail, loudly
+    no_dash = runner.invoke(app, ["scan", str(odd), "--null"])
+    assert no_dash.exit_code == 2 and "--null reads paths from stdin" in no_dash.stderr

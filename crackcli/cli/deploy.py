@@ -82,7 +82,10 @@ def export(
 
 def scan(
     inputs: Annotated[
-        list[str], typer.Argument(help="Photos, folders, globs, or - to read paths (one per line) from stdin.")
+        list[str],
+        typer.Argument(
+            help="Photos, folders, globs, or - to read paths from stdin (one per line; with --null, NUL-ended)."
+        ),
     ],
     model: Annotated[
         Path | None,
@@ -120,6 +123,10 @@ def scan(
         bool, typer.Option("--json", help="Print each photo's report as one JSON line on stdout.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    null: Annotated[
+        bool,
+        typer.Option("--null", "-0", help="Paths on stdin (-) end with NUL bytes, as find -print0 writes them."),
+    ] = False,
 ) -> None:
     """Find cracks in photos: per-window crack probabilities, a heatmap overlay and a JSON report per photo.
 
@@ -127,10 +134,15 @@ def scan(
     3 with --fail-on-crack when a crack was found and nothing failed, 130 interrupted (re-run with the same --out
     to scan the rest).
     """
-    from crackcli.io.inputs import parse_shard, read_path_list
+    from crackcli.io.inputs import parse_shard, read_null_separated, read_path_list
     from crackcli.scan.api import ScanOptions, plan_scan
 
-    sources = [line for item in inputs for line in (read_path_list(sys.stdin) if item == "-" else [item])]
+    if null and "-" not in inputs:
+        raise UsageError(
+            "`null` reads paths from stdin: pass - as the input, e.g. find DIR -print0 | crack scan - --null"
+        )
+    piped = (read_null_separated(sys.stdin.buffer) if null else read_path_list(sys.stdin)) if "-" in inputs else []
+    sources = [line for item in inputs for line in (piped if item == "-" else [item])]
     if not sources:
         raise UsageError("no inputs: pass photos, folders or globs, or - with paths on stdin")
     options = ScanOptions(

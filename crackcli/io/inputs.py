@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from crackcli.errors import OptionError
 from crackcli.io.images import is_image_path, walk_files
@@ -18,6 +19,12 @@ from crackcli.io.images import is_image_path, walk_files
 def read_path_list(stream: TextIO) -> list[str]:
     """One path per line (as ``find`` prints them); blank lines are ignored."""
     return [line.rstrip("\r\n") for line in stream if line.strip()]
+
+
+def read_null_separated(stream: BinaryIO) -> list[str]:
+    """Paths ended by NUL bytes (``find -print0``, ``xargs -0``): any file name, newlines included, in the
+    file system's encoding (undecodable bytes kept as surrogates, as ``os.fsdecode`` does)."""
+    return [os.fsdecode(part) for part in stream.read().split(b"\0") if part]
 
 
 def collect_inputs(sources: Iterable[str], out: Path) -> tuple[list[Path], list[tuple[str, str]]]:
