@@ -227,3 +227,21 @@ def test_a_report_is_reused_only_while_it_is_still_true(crack_model, tmp_path):
     (out / "p.json").write_text(json.dumps(report))
     result, warnings = rerun(threshold=0.9, stride=16, model=tmp_path / "model.onnx")
     assert result.scanned == 1 and "older crack" in warnings[0]
+
+
+def test_outputs_mirror_the_input_subfolders(crack_model, tmp_path):
+    _, model, _ = crack_model
+    photos = tmp_path / "flights"
+    for flight, seed in (("f1", 1), ("f2", 2)):
+        write_image(photos / flight / "DJI_0001.JPG", texture_photo(128, 96, seed=seed), jpeg_quality=90)
+    write_image(photos / "DJI_0001.png", texture_photo(128, 96, seed=3))
+    single = tmp_path / "single.jpg"
+    write_image(single, texture_photo(128, 96, seed=4), jpeg_quality=90)
+    out = tmp_path / "out"
+    result = scan_photos([str(photos), str(single)], ScanOptions(model=model, out=out, patch=64))
+    assert result.scanned == 4
+    reports = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json"))
+    assert reports == ["DJI_0001.json", "f1/DJI_0001.json", "f2/DJI_0001.json", "single.json"]
+    report = json.loads((out / "f2" / "DJI_0001.json").read_text())
+    assert report["image"] == str(photos / "f2" / "DJI_0001.JPG")
+    assert Path(report["outputs"]["overlay"]) == out / "f2" / "DJI_0001_overlay.jpg"

@@ -69,12 +69,33 @@ def safe_stems(paths: list[Path]) -> list[str]:
     """Filesystem-safe, unique stems; clashing names get a short hash of their full path."""
     stems = [safe_name(p.stem).strip("._") or "photo" for p in paths]
     counts = Counter(stems)
-    return [
-        f"{stem}-{hashlib.sha1(str(p).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
-        if counts[stem] > 1
-        else stem
-        for stem, p in zip(stems, paths)
-    ]
+    return [_with_hash(stem, p) if counts[stem] > 1 else stem for stem, p in zip(stems, paths)]
+
+
+def mirrored_names(paths: list[Path], sources: Iterable[str]) -> list[str]:
+    """Output names that keep the input's subfolders: ``flight2/DJI_0001`` for ``photos/flight2/DJI_0001.JPG``
+    found in the folder ``photos``; a photo named directly (or by a glob) keeps its stem alone.  Each part
+    is made safe (``safe_name``), so no name can leave the output folder; names that still clash (``a.jpg``
+    and ``a.png``, or two source folders holding the same relative path) get a short hash of their path.
+    """
+    folders = [Path(source) for source in sources if Path(source).is_dir()]
+
+    def name(path: Path) -> str:
+        for folder in folders:
+            try:
+                parts = path.relative_to(folder).with_suffix("").parts
+            except ValueError:
+                continue
+            return "/".join(safe_name(part).strip("._") or "photo" for part in parts)
+        return safe_name(path.stem).strip("._") or "photo"
+
+    names = [name(path) for path in paths]
+    counts = Counter(names)
+    return [_with_hash(n, p) if counts[n] > 1 else n for n, p in zip(names, paths)]
+
+
+def _with_hash(name: str, path: Path) -> str:
+    return f"{name}-{hashlib.sha1(str(path).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crackcli.errors import CrackError, UsageError
-from crackcli.io.inputs import collect_inputs, safe_stems, take_shard
+from crackcli.io.inputs import collect_inputs, mirrored_names, take_shard
 from crackcli.io.run_dirs import unique_run_dir
 from crackcli.model.predictors import Predictor, load_predictor
 from crackcli.model.shipped import default_model, model_folders
@@ -78,7 +78,7 @@ def plan_scan(sources: Sequence[str], options: ScanOptions | None = None) -> Pla
     paths, failures = collect_inputs(sources, target)
     if not paths and not failures:
         raise UsageError(f"no photos found in {', '.join(sources)}; pass image files or folders holding them")
-    photos = take_shard(list(zip(paths, safe_stems(paths))), *options.shard)
+    photos = take_shard(list(zip(paths, mirrored_names(paths, sources))), *options.shard)
     job = ScanJob(predictor, options, target)  # checks the settings against the model
     if options.out is None:  # a new run folder, made only once every setting has passed its checks
         job.out = unique_run_dir(SCAN_RUNS, "exp")
