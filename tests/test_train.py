@@ -314,3 +314,28 @@ def test_ema_validates_and_saves_the_average_and_keeps_the_raw_weights_for_resum
 def test_unknown_crack_class_is_refused(patch_data, tmp_path):
     with pytest.raises(OptionError, match="`crack_class` .spall."):
         Trainer(tiny_config(patch_data, tmp_path, crack_class="spall"))
+
+
+def test_the_patch_size_prepare_cut_reaches_the_model_and_the_scan(tmp_path):
+    from helpers import texture_photo
+
+    from crackcli.io.images import write_image
+    from crackcli.model.predictors import load_predictor
+    from crackcli.scan.windows import ScanSettings
+
+    for index in range(4):
+        rows = (48,) if index % 2 else ()
+        write_image(
+            tmp_path / "photos" / ("crack" if rows else "no_crack") / f"p{index}.png",
+            texture_photo(192, 96, index, rows),
+        )
+    prepared = tmp_path / "patches"
+    result = runner.invoke(app, ["prepare", str(tmp_path / "photos"), "--out", str(prepared), "--size", "96", "-q"])
+    assert result.exit_code == 0, result.output
+    run = Trainer(tiny_config(prepared, tmp_path, epochs=1, val_fraction=0.5)).fit().run_dir
+    predictor = load_predictor(run / "last.pt", "cpu")
+    assert predictor.meta.patch_size == 96
+    assert ScanSettings.for_model(predictor.meta) == ScanSettings(patch=96, stride=48)
+    # Class folders without a manifest (CCIC-like data) keep the 224 px default.
+    plain = Trainer(tiny_config(write_patch_folders(tmp_path / "plain", {"train": 4, "val": 2}), tmp_path, epochs=1))
+    assert plain.meta.patch_size == 224

@@ -198,6 +198,21 @@ def read_manifest(path: Path) -> dict[str, dict[str, str]]:
         ) from None
 
 
+def manifest_patch_size(folder: Path) -> int | None:
+    """The photo-pixel side of the patches `crack prepare` cut into ``folder`` (from its ``manifest.csv``),
+    or None where there is no manifest or its patches are of several sizes."""
+    try:
+        sizes = {row.get("size") for row in read_manifest(folder / "manifest.csv").values()}
+    except CrackError:
+        return None
+    if len(sizes) != 1:
+        return None
+    try:
+        return int(sizes.pop() or "")
+    except ValueError:
+        return None
+
+
 def _same_file(recorded: str, path: Path) -> bool:
     if recorded == str(path):
         return True

@@ -1,12 +1,14 @@
 """`crack scan` over many photos: decode ahead, score, write each photo's outputs, keep going on failures.
 
 Per photo, in the output folder: ``<name>.json`` (the report), ``<name>_overlay.jpg`` and
-``<name>_heatmap.png``, where the name keeps the subfolders the photo had under an input folder (crack probability × 255, one pixel per heatmap cell); for the job,
-``summary.csv`` (``summary-<I>-of-<N>.csv`` for a shard).  Every file is written atomically.  A photo
-whose report is already there is not scanned again (so a stopped job re-run finishes the rest) when
-that report is still true: made from the same file (path, size, modification time) by the same model
-file (SHA-256), settings and crackcli version.  Anything else is scanned again, and the job says why;
-``force`` redoes every photo.
+``<name>_heatmap.png`` (crack probability × 255, one pixel per heatmap cell), the name keeping the
+subfolders the photo had under an input folder; for the job, ``summary.csv`` (``summary-<I>-of-<N>.csv``
+for a shard).  Every file is written atomically.
+
+A photo whose report is already there is not scanned again (so a stopped job re-run finishes the rest)
+when that report is still true: made from the same file (path, size, modification time) by the same
+model file (SHA-256), settings and crackcli version.  Anything else is scanned again, and the job says
+why; ``force`` redoes every photo.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from crackcli import __version__
 from crackcli.data.painting import synthetic_cracks_for
+from crackcli.data.prepare import manifest_patch_size
 from crackcli.errors import CrackError, OptionError, UsageError
 from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
 from crackcli.model.calibration import TEMPERATURES, best_temperature, temperature_losses
@@ -70,8 +71,10 @@ class Trainer:
         crack_class = config.crack_class or default_crack_class(self.classes)
         if crack_class is not None and crack_class not in self.classes:
             raise OptionError("crack_class", f"not one of the classes {', '.join(self.classes)}", f"'{crack_class}'")
+        # Patches cut by `crack prepare --size N` tell scanning to use N px windows, not the default 224.
+        patch_size = manifest_patch_size(Path(config.data)) or ModelMeta.patch_size
         self.meta = ModelMeta(
-            config.backbone, self.classes, crack_class, config.image_size, IMAGENET_MEAN, IMAGENET_STD
+            config.backbone, self.classes, crack_class, config.image_size, IMAGENET_MEAN, IMAGENET_STD, patch_size
         )
         self.synthetic_cracks = synthetic_cracks_for(
             config.synthetic_cracks,
