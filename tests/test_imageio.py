@@ -129,6 +129,23 @@ def test_a_tiff_of_several_pictures_is_refused_and_one_with_a_thumbnail_read(tmp
     np.testing.assert_array_equal(read_rgb(tmp_path / "thumb.tif"), pixels(40, 60, 1))
 
 
+def test_heic_photos_from_phones_are_read_in_full_and_reduced(tmp_path):
+    from crackcli.io.images import display_size, is_image_path
+
+    ys, xs = np.mgrid[0:90, 0:120]
+    smooth = np.dstack([xs * 2, ys * 2, 255 - xs]).astype(np.uint8)
+    import pillow_heif  # a dependency: writing the test photo with it, reading through crack
+
+    pillow_heif.from_pillow(Image.fromarray(smooth)).save(tmp_path / "phone.HEIC", quality=95)
+    assert is_image_path(tmp_path / "phone.HEIC") and display_size(tmp_path / "phone.HEIC") == (120, 90)
+    read = read_rgb(tmp_path / "phone.HEIC")
+    assert read.shape == (90, 120, 3) and np.abs(read.astype(int) - smooth).mean() < 4
+    assert read_rgb(tmp_path / "phone.HEIC", reduce=4).shape == (23, 30, 3)
+    (tmp_path / "broken.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(40))
+    with pytest.raises(ImageReadError, match="broken.heic"):
+        read_rgb(tmp_path / "broken.heic")
+
+
 def test_atomic_write_leaves_no_part_file(tmp_path):
     target = tmp_path / "sub" / "file.bin"
     atomic_write_bytes(target, b"abc")

@@ -8,18 +8,21 @@ checked against the pixel limit before any pixel is decoded (decompression-bomb 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from crackcli.errors import CrackError
 from crackcli.io.atomic import atomic_write_bytes
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+# HEIC/HEIF: what phones save by default; decoded by pillow-heif (OpenCV cannot read it).
+HEIF_SUFFIXES = frozenset({".heic", ".heif"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", *HEIF_SUFFIXES})
 DEFAULT_MAX_PIXELS = 300_000_000
 
 # The pixel limit is ours (explicit, settable); Pillow only reads headers here.
@@ -58,10 +61,24 @@ def walk_files(folder: Path, on_error: Callable[[Path, str], None] | None = None
             yield Path(root) / name
 
 
+@functools.cache
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF, once, and only when such a file is met (the import costs 0.1 s)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
+def _open(path: Path) -> Image.Image:
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        _register_heif()
+    return Image.open(path)
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the header alone, as stored (before EXIF rotation)."""
     try:
-        with Image.open(path) as img:
+        with _open(path) as img:
             return img.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise _unreadable(path, exc) from None
@@ -74,7 +91,7 @@ _REDUCED_JPEG = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8
 def display_size(path: Path) -> tuple[int, int]:
     """(width, height) as ``read_rgb`` returns the photo, i.e. after EXIF rotation, from the header alone."""
     try:
-        with Image.open(path) as img:
+        with _open(path) as img:
             width, height = img.size
             rotated = img.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that swap the axes
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
@@ -90,18 +107,36 @@ def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1) 
     """
     if reduce not in (1, *_REDUCED_JPEG):
         raise ValueError(f"reduce must be 1, 2, 4 or 8, not {reduce}")
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        return _shrink(_read_heif(path, max_pixels), reduce)
     jpeg = path.suffix.lower() in (".jpg", ".jpeg")
     flags = _REDUCED_JPEG[reduce] if reduce > 1 and jpeg else cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
     image = _decode(path, max_pixels, flags)
-    if reduce > 1 and not jpeg:
-        height, width = image.shape[:2]
-        size = (-(-width // reduce), -(-height // reduce))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    if not jpeg:
+        image = _shrink(image, reduce)
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise ImageReadError(f"{path}: unsupported sample type {image.dtype}; convert it to 8 or 16 bit")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: a 200 MP photo is 600 MB
+
+
+def _shrink(image: np.ndarray, reduce: int) -> np.ndarray:
+    """Each side divided by ``reduce`` (rounding up), area-averaged."""
+    if reduce == 1:
+        return image
+    height, width = image.shape[:2]
+    return cv2.resize(image, (-(-width // reduce), -(-height // reduce)), interpolation=cv2.INTER_AREA)
+
+
+def _read_heif(path: Path, max_pixels: int) -> np.ndarray:
+    """A HEIC/HEIF photo as RGB, in display orientation (pillow-heif applies the file's rotation)."""
+    _decode_checks(path, max_pixels)
+    try:
+        with _open(path) as img:
+            return np.array(ImageOps.exif_transpose(img).convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise _unreadable(path, exc) from None
 
 
 def read_mask(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
