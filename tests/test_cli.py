@@ -91,6 +91,8 @@ def test_an_option_error_from_the_core_reaches_the_user_as_its_flag(tmp_path):
         (["prepare", "{photo}", "--workers", "-1"], "--workers -1"),
         (["prepare", "{photo}", "--size", "100000"], "--size 100000"),
         (["prepare", "{photo}", "--split", "nan:1"], "--split 'nan:1'"),
+        (["prepare", "{photo}", "--max-pixels", "-1"], "--max-pixels -1"),
+        (["synth", "{folder}/s", "--width", "100000"], "--width 100000"),
         (["train", "{folder}", "--workers", "-1"], "--workers -1"),
         (["train", "{folder}", "--lr", "nan"], "--lr nan"),
         (["eval", "{model}", "{folder}", "--workers", "-1"], "--workers -1"),
@@ -106,7 +108,7 @@ def test_option_values_that_cannot_work_are_refused_before_any_work(tmp_path, co
     values = {"photo": str(photo), "folder": str(tmp_path / "in"), "model": str(model)}
     args = [part.format(**values) for part in command] + ["--out" if command[0] != "train" else "--project"]
     args.append(str(tmp_path / "out"))
-    if command[0] == "eval":
+    if command[0] in ("eval", "synth"):  # no --out: eval writes nothing, synth takes its folder as an argument
         args = args[:-2]
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output

@@ -66,6 +66,8 @@ class PrepareOptions:
             raise OptionError("size", f"patches must be 8 to {MAX_WINDOW} pixels", self.size)
         if self.stride is not None and self.stride < 1:
             raise OptionError("stride", "must be at least 1 pixel", self.stride)
+        if self.max_pixels < 1:
+            raise OptionError("max_pixels", "give a positive number of pixels", self.max_pixels)
         if self.workers < 0:
             raise OptionError("workers", "give a number of threads, or 0 for one per CPU", self.workers)
         if self.edge not in EDGE_RULES:

@@ -20,6 +20,7 @@ from crackcli.errors import OptionError, UsageError
 from crackcli.io.images import write_image
 
 MIN_SIDE = 16
+MAX_SIDE = 12_000  # 144 MP, beyond any inspection camera; painting it takes about 2 GB
 
 
 @dataclass
@@ -185,8 +186,8 @@ def write_synthetic_set(
     if count < 1:
         raise OptionError("count", "give at least one photo", count)
     for name, side in (("width", width), ("height", height)):
-        if side < MIN_SIDE:
-            raise OptionError(name, f"photos need at least {MIN_SIDE} pixels a side", side)
+        if not MIN_SIDE <= side <= MAX_SIDE:
+            raise OptionError(name, f"photos are {MIN_SIDE} to {MAX_SIDE} pixels a side", side)
     suffix = f".{image_format}"
     names = [f"synth_{seed + index:04d}" for index in range(count)]
     targets = [
