@@ -144,12 +144,9 @@ class ScanJob:
             return None, "reports of another file of the same name, or of the photo before it changed"
         if recorded.get("model_sha256") != current["model_sha256"]:
             return None, "reports made with another model"
-        if recorded.get("settings") != current["settings"]:
-            changed = sorted(
-                key
-                for key in {**current["settings"], **(recorded.get("settings") or {})}
-                if (recorded.get("settings") or {}).get(key) != current["settings"].get(key)
-            )
+        before, now = recorded.get("settings") or {}, current["settings"]
+        if before != now:
+            changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
             return None, f"reports made with another {', '.join(changed)}"
         if recorded.get("crackcli_version") != __version__:
             return None, "reports made by another crackcli version"
