@@ -63,12 +63,14 @@ def _crack_path(
 def paint_hairline(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``rgb`` with a thin, jagged, dark line drawn across it from a random point of one edge.
 
-    0.6-2 px wide at 96 px, faint to clear: a hairline, or a crack seen in a wide view.  Lines are drawn
-    with sub-pixel positions and anti-aliasing and slightly blurred, so that they look like a crack seen
-    through a lens rather than a drawn stroke.
+    0.6-2 px wide at 96 px, faint to clear: a hairline, or a crack seen in a wide view.  Its zigzag
+    ranges from sharp (concrete) to gentle (a road crack seen from afar, which reads as a wavy curve).
+    Lines are drawn with sub-pixel positions and anti-aliasing and slightly blurred, so that they look
+    like a crack seen through a lens rather than a drawn stroke.
     """
     height, width, scale = _scale(rgb)
-    depth = _crack_path(np.zeros((height, width), np.float32), rng, rng.uniform(0.6, 2.0) * scale, 1.5 * scale)
+    line_width, wander = rng.uniform(0.6, 2.0) * scale, rng.uniform(0.15, 0.6)
+    depth = _crack_path(np.zeros((height, width), np.float32), rng, line_width, 1.5 * scale, wander)
     depth = cv2.GaussianBlur(depth, (0, 0), 0.5 * scale) * rng.uniform(0.25, 0.7)
     return _darken(rgb, depth)
 
@@ -208,17 +210,19 @@ def paint_confuser(rgb: np.ndarray, rng: np.random.Generator, painters: tuple = 
 
 
 def asphalt(size: int, rng: np.random.Generator) -> np.ndarray:
-    """A procedural asphalt surface: grey stones of 1-9 px in a darker binder, seen at a random distance."""
-    scale = size / 96 * rng.uniform(0.5, 1.6)
-    binder = rng.uniform(35, 95)
+    """A procedural asphalt surface: grey stones in a darker binder, seen from near (coarse stones of up
+    to 11 px, strong contrast) to far (fine, faint grain that reads as a mottled grey)."""
+    scale = size / 96 * math.exp(rng.uniform(math.log(0.15), math.log(1.2)))  # as often far as near
+    binder = rng.uniform(35, 120)
     canvas = np.full((size, size, 3), binder, np.float32)
     canvas += cv2.GaussianBlur(rng.normal(0, 12, (size, size)).astype(np.float32), (0, 0), 3 * scale)[..., None]
     stone_range = rng.uniform(90, 200)
-    tint = rng.uniform(0.95, 1.05, 3)  # a slightly warm or cool aggregate
+    contrast = rng.uniform(0.3, 1.0)  # far away, stones and binder blur into each other
+    tint = rng.uniform(0.98, 1.02, 3)  # a slightly warm or cool aggregate
     area, covered = size * size * rng.uniform(0.55, 0.9), 0.0
     while covered < area:
         axes = rng.uniform(0.6, 4.5, 2) * scale
-        grey = binder + rng.uniform(0.2, 1.0) * (stone_range - binder) + 40
+        grey = binder + contrast * (rng.uniform(0.2, 1.0) * (stone_range - binder) + 40)
         colour = tuple(float(c) for c in np.clip(grey * tint * rng.uniform(0.98, 1.02, 3), 0, 255))
         centre = (float(rng.uniform(0, size)), float(rng.uniform(0, size)))
         box = (centre, (2 * float(axes[0]), 2 * float(axes[1])), float(rng.uniform(0, 180)))
@@ -229,10 +233,10 @@ def asphalt(size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def paint_pavement_crack(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A road crack: a dark, jagged, 1.5-7 px wide fracture, sometimes with a branch."""
+    """A road crack: a dark, jagged, 0.8-7 px wide fracture, sometimes with a branch."""
     height, width, scale = _scale(rgb)
     depth = np.zeros((height, width), np.float32)
-    line_width = rng.uniform(1.5, 7.0) * scale
+    line_width = rng.uniform(0.8, 7.0) * scale
     for _ in range(int(rng.choice([1, 1, 2]))):
         _crack_path(depth, rng, line_width, 2.0 * scale, wander=0.7)
         line_width *= 0.6
