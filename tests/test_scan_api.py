@@ -76,7 +76,7 @@ def test_plan_and_run_a_folder_like_crack_scan(crack_model, folder, tmp_path):
     assert len(failures) == 1 and "broken.jpg" in failures[0]
     assert sum(count for kind, count in events.seen if kind == "advanced") == 3
 
-    report = json.loads((out / "cracked.json").read_text())
+    report = json.loads((out / "b" / "cracked.json").read_text())
     assert report["patch"] == 64 and report["stride"] == 32 and report["summary"]["crack_windows"] > 0
     with open(out / "summary.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
