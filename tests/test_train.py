@@ -308,7 +308,8 @@ def test_ema_validates_and_saves_the_average_and_keeps_the_raw_weights_for_resum
     # Validation scored the average: re-scoring best.pt's model on the val images gives the same F.
     model, _ = model_from_checkpoint(load_checkpoint(result.run_dir / "best.pt"))
     trainer.average.model.load_state_dict(model.state_dict())
-    assert trainer._validate()["f1"] == pytest.approx(result.best_f1)
+    report, _ = trainer._validate()  # a folded temperature changes no decision
+    assert report["f1"] == pytest.approx(result.best_f1)
 
 
 def test_unknown_crack_class_is_refused(patch_data, tmp_path):
