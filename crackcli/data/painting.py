@@ -35,25 +35,33 @@ def _scale(rgb: np.ndarray) -> tuple[int, int, float]:
 
 
 def _crack_path(
-    depth: np.ndarray, rng: np.random.Generator, width: float, step: float, wander: float = 0.5
+    depth: np.ndarray,
+    rng: np.random.Generator,
+    widths: tuple[float, float],
+    step: float,
+    wander: float = 0.5,
+    cross: bool = False,
 ) -> np.ndarray:
-    """Draw into ``depth`` a jagged path of about ``width`` px from a random point of one edge into the patch."""
-    height, width_px = depth.shape
+    """Draw into ``depth`` a jagged path (width drawn from ``widths``, px) from a random point of one edge
+    into the patch.  It stops where a step would leave the patch; with ``cross``, a step out of the patch
+    in the path's first third is drawn again instead, so that the path crosses the patch."""
+    height, width = depth.shape
     edge, along = int(rng.integers(4)), rng.uniform(0.15, 0.85)
-    starts = [(along * width_px, 0.0), (width_px - 1.0, along * height), (along * width_px, height - 1.0)]
+    starts = [(along * width, 0.0), (width - 1.0, along * height), (along * width, height - 1.0)]
     x, y = (starts + [(0.0, along * height)])[edge]
     heading = [math.pi / 2, math.pi, -math.pi / 2, 0.0][edge] + rng.uniform(-0.7, 0.7)  # into the patch
-    steps, drawn = int(rng.uniform(0.6, 1.4) * max(height, width_px) / step), 0
+    line_width = rng.uniform(*widths)
+    steps, drawn = int(rng.uniform(0.6, 1.4) * max(height, width) / step), 0
     for _ in range(steps):
         heading += rng.normal(0, 0.06)  # the course drifts slowly...
         jagged = heading + rng.normal(0, wander)  # ...while each step zigzags, as a fracture does
         nx, ny = x + step * math.cos(jagged), y + step * math.sin(jagged)
-        if not (0 <= nx < width_px and 0 <= ny < height):
-            if drawn >= steps // 3:
-                break  # crossed the patch
-            continue  # a zigzag out of the patch near its start: draw that step again
+        if not (0 <= nx < width and 0 <= ny < height):
+            if not cross or drawn >= steps // 3:
+                break
+            continue
         drawn += 1
-        thickness = max(1, round(width * rng.uniform(0.7, 1.3)))
+        thickness = max(1, round(line_width * rng.uniform(0.7, 1.3)))
         # shift=2: coordinates in quarter pixels
         cv2.line(depth, (round(x * 4), round(y * 4)), (round(nx * 4), round(ny * 4)), 1.0, thickness, cv2.LINE_AA, 2)
         x, y = nx, ny
@@ -63,15 +71,14 @@ def _crack_path(
 def paint_hairline(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``rgb`` with a thin, jagged, dark line drawn across it from a random point of one edge.
 
-    0.6-2 px wide at 96 px, faint to clear: a hairline, or a crack seen in a wide view.  Its zigzag
-    ranges from sharp (concrete) to gentle (a road crack seen from afar, which reads as a wavy curve).
-    Lines are drawn with sub-pixel positions and anti-aliasing and slightly blurred, so that they look
-    like a crack seen through a lens rather than a drawn stroke.
+    0.8-2 px wide at 96 px, faint to clear: a hairline, or a crack seen in a wide view.  Lines are drawn
+    with sub-pixel positions and anti-aliasing and slightly blurred, so that they look like a crack seen
+    through a lens rather than a drawn stroke.  (The shipped model was trained on exactly these lines:
+    keep their random draws as they are, or its recipe no longer rebuilds it bit for bit.)
     """
     height, width, scale = _scale(rgb)
-    line_width, wander = rng.uniform(0.6, 2.0) * scale, rng.uniform(0.15, 0.6)
-    depth = _crack_path(np.zeros((height, width), np.float32), rng, line_width, 1.5 * scale, wander)
-    depth = cv2.GaussianBlur(depth, (0, 0), 0.5 * scale) * rng.uniform(0.25, 0.7)
+    depth = _crack_path(np.zeros((height, width), np.float32), rng, (0.8 * scale, 2.0 * scale), 1.5 * scale)
+    depth = cv2.GaussianBlur(depth, (0, 0), 0.5 * scale) * rng.uniform(0.3, 0.7)
     return _darken(rgb, depth)
 
 
@@ -236,10 +243,10 @@ def paint_pavement_crack(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarra
     """A road crack: a dark, jagged, 0.8-7 px wide fracture, sometimes with a branch."""
     height, width, scale = _scale(rgb)
     depth = np.zeros((height, width), np.float32)
-    line_width = rng.uniform(0.8, 7.0) * scale
+    widths = (0.8 * scale, 7.0 * scale)
     for _ in range(int(rng.choice([1, 1, 2]))):
-        _crack_path(depth, rng, line_width, 2.0 * scale, wander=0.7)
-        line_width *= 0.6
+        _crack_path(depth, rng, widths, 2.0 * scale, wander=0.7, cross=True)
+        widths = (0.6 * widths[0], 0.6 * widths[1])  # a branch is thinner
     depth = cv2.GaussianBlur(np.clip(depth, 0, 1), (0, 0), 0.6 * scale) * rng.uniform(0.5, 0.85)
     return _darken(rgb, depth)
 
