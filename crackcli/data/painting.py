@@ -228,7 +228,7 @@ def asphalt(size: int, rng: np.random.Generator) -> np.ndarray:
     tint = rng.uniform(0.98, 1.02, 3)  # a slightly warm or cool aggregate
     area, covered = size * size * rng.uniform(0.55, 0.9), 0.0
     while covered < area:
-        axes = rng.uniform(0.6, 4.5, 2) * scale
+        axes = np.maximum(rng.uniform(0.6, 4.5, 2) * scale, 0.5)  # finer grain than half a pixel is noise
         grey = binder + contrast * (rng.uniform(0.2, 1.0) * (stone_range - binder) + 40)
         colour = tuple(float(c) for c in np.clip(grey * tint * rng.uniform(0.98, 1.02, 3), 0, 255))
         centre = (float(rng.uniform(0, size)), float(rng.uniform(0, size)))
