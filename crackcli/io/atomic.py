@@ -16,6 +16,9 @@ from typing import BinaryIO
 
 from crackcli.errors import CrackError
 
+# OS errors while writing that say something about the output place, not about crack: told as OutputError.
+_OUTPUT_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR})
+
 
 class OutputError(CrackError):
     """An output that cannot be written; a job stops on it (the next file would fail the same way)."""
@@ -79,7 +82,7 @@ def atomic_writer(path: Path, durable: bool = False) -> Iterator[BinaryIO]:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, (FileNotFoundError, IsADirectoryError)) and not path.parent.is_dir():
             raise output_error(path.parent, exc) from None  # the folder went away meanwhile
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR):
+        if exc.errno in _OUTPUT_FAULTS:
             raise output_error(path, exc) from None
         raise
     except BaseException:

@@ -67,9 +67,7 @@ def safe_name(name: str) -> str:
 
 def safe_stems(paths: list[Path]) -> list[str]:
     """Filesystem-safe, unique stems; clashing names get a short hash of their full path."""
-    stems = [safe_name(p.stem).strip("._") or "photo" for p in paths]
-    counts = Counter(stems)
-    return [_with_hash(stem, p) if counts[stem] > 1 else stem for stem, p in zip(stems, paths)]
+    return _unique([_safe_part(p.stem) for p in paths], paths)
 
 
 def mirrored_names(paths: list[Path], sources: Iterable[str]) -> list[str]:
@@ -86,16 +84,25 @@ def mirrored_names(paths: list[Path], sources: Iterable[str]) -> list[str]:
                 parts = path.relative_to(folder).with_suffix("").parts
             except ValueError:
                 continue
-            return "/".join(safe_name(part).strip("._") or "photo" for part in parts)
-        return safe_name(path.stem).strip("._") or "photo"
+            return "/".join(_safe_part(part) for part in parts)
+        return _safe_part(path.stem)
 
-    names = [name(path) for path in paths]
+    return _unique([name(path) for path in paths], paths)
+
+
+def _safe_part(text: str) -> str:
+    return safe_name(text).strip("._") or "photo"
+
+
+def _unique(names: list[str], paths: list[Path]) -> list[str]:
+    """``names``, those that clash given a short hash of their path."""
     counts = Counter(names)
-    return [_with_hash(n, p) if counts[n] > 1 else n for n, p in zip(names, paths)]
-
-
-def _with_hash(name: str, path: Path) -> str:
-    return f"{name}-{hashlib.sha1(str(path).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+    return [
+        f"{name}-{hashlib.sha1(str(path).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+        if counts[name] > 1
+        else name
+        for name, path in zip(names, paths)
+    ]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

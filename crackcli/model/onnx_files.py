@@ -150,7 +150,7 @@ def _nonfinite_tensors(model: onnx.ModelProto) -> list[str]:
         tensor.name or "a constant"
         for tensor in _model_tensors(model)
         if tensor.data_type in _FLOAT_TYPES
-        and not np.isfinite(onnx.numpy_helper.to_array(tensor).astype(np.float32)).all()
+        and not np.isfinite(onnx.numpy_helper.to_array(tensor).astype(np.float32, copy=False)).all()
     ]
 
 
