@@ -50,6 +50,9 @@ class FreePredictor:
     def describe(self) -> str:
         return "free predictor"
 
+    def ready(self) -> None:
+        pass
+
 
 def timed(command: list[str]) -> float:
     start = time.perf_counter()

@@ -219,3 +219,24 @@ def test_a_learning_rate_that_is_not_a_number_is_refused():
         assert error.value.field == "lr"
     result = runner.invoke(app, ["train", "patches", "--lr", "nan"])
     assert result.exit_code == 2 and "--lr nan" in result.stderr
+
+
+def test_a_graph_onnx_runtime_cannot_run_is_refused_in_one_line(crack_model, tmp_path):
+    _, exported, _ = crack_model
+    model = onnx.load(str(exported))
+    probs = next(node for node in model.graph.node if "probs" in node.output)
+    probs.output[:] = ["before_mystery" if name == "probs" else name for name in probs.output]
+    model.graph.node.append(helper.make_node("Mystery", ["before_mystery"], ["probs"], domain="com.example"))
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    crafted = tmp_path / "mystery.onnx"
+    onnx.save(model, str(crafted))
+    load_checked(crafted)  # a valid graph with crack metadata: only the runtime can tell
+
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photo)
+    result = runner.invoke(app, ["scan", str(photo), "--model", str(crafted), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.count("\n") == 1 and "ONNX Runtime cannot run this model" in result.stderr
+    assert "Mystery" in result.stderr and not (tmp_path / "o").exists()

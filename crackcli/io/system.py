@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
 from typing import Any
 
 from crackcli import __version__
@@ -24,6 +23,8 @@ _PACKAGES = (
 
 
 def package_versions() -> dict[str, str]:
+    from importlib import metadata  # 20 ms of imports that only `crack info` needs
+
     versions = {"crackcli": __version__, "python": platform.python_version()}
     for name in _PACKAGES:
         try:

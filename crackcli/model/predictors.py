@@ -6,8 +6,9 @@ also returns per-location class logits of a whole image (``logit_map``).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from crackcli.errors import CrackError, OptionError, UsageError
 from crackcli.io.system import usable_cpus
 from crackcli.model.meta import ModelMeta
 from crackcli.model.onnx_files import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, load_checked
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 
 class Predictor(Protocol):
@@ -33,6 +37,10 @@ class Predictor(Protocol):
 
     def describe(self) -> str:
         """One line: the file, the runtime and the device it runs on."""
+        ...
+
+    def ready(self) -> None:
+        """Wait until the model can run (ONNX Runtime starts in the background); CrackError if it cannot."""
         ...
 
 
@@ -75,6 +83,9 @@ class TorchPredictor:
     def describe(self) -> str:
         return f"{self.source} (PyTorch checkpoint, {self.meta.backbone}, on {self.device})"
 
+    def ready(self) -> None:
+        """A checkpoint's model is ready once loaded."""
+
 
 class OnnxPredictor:
     """A `crack export` file run by ONNX Runtime; checked (``onnxfile.load_checked``) before use."""
@@ -86,8 +97,41 @@ class OnnxPredictor:
         self.meta = info.meta
         self.dense = info.dense
         self.scan_mode = info.scan_mode
-        self.session, self.fallback = create_session(model.SerializeToString(), device, threads)
-        self.providers: list[str] = self.session.get_providers()
+        check_device(device)
+        # The runtime session is built on its own thread (ONNX Runtime releases the GIL meanwhile), so a
+        # caller can start on what needs only the metadata, e.g. decoding the first photo; the first use
+        # of the session waits for it and raises what building it raised.
+        builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-session")
+        self._starting = builder.submit(create_session, model.SerializeToString(), device, threads)
+        builder.shutdown(wait=False)
+
+    def _started(self) -> tuple[ort.InferenceSession, str | None]:
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+        refusals = (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidGraph, ort_errors.NotImplemented)
+        try:
+            return self._starting.result()
+        except refusals as exc:
+            first = (str(exc).strip().splitlines() or ["no reason given"])[0][:160]
+            raise CrackError(
+                f"{self.source}: ONNX Runtime cannot run this model ({first}); export it again with crack export"
+            ) from None
+
+    def ready(self) -> None:
+        self._started()
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        return self._started()[0]
+
+    @property
+    def fallback(self) -> str | None:
+        """Why CUDA was wanted but the CPU runs the model, else None."""
+        return self._started()[1]
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         probs = self.session.run([PROBS_OUTPUT], {INPUT_NAME: np.ascontiguousarray(batch)})[0]
@@ -108,6 +152,11 @@ def _nvidia_gpu_present() -> bool:
     return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
 
 
+def check_device(device: str) -> None:
+    if device not in ("auto", "cpu", "cuda"):
+        raise OptionError("device", "unknown device; choose auto, cpu or cuda", f"'{device}'")
+
+
 def create_session(model: bytes, device: str = "auto", threads: int | None = None):
     """An ONNX Runtime session on ``device`` and, when CUDA was wanted but is not what runs, the reason.
 
@@ -115,8 +164,7 @@ def create_session(model: bytes, device: str = "auto", threads: int | None = Non
     """
     import onnxruntime as ort
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise OptionError("device", "unknown device; choose auto, cpu or cuda", f"'{device}'")
+    check_device(device)
     want_cuda = device == "cuda" or (device == "auto" and _nvidia_gpu_present())
     providers: list = ["CPUExecutionProvider"]
     fallback = None

@@ -12,7 +12,8 @@ writes each photo's outputs as it goes and skips photos whose report is already 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,14 @@ def open_model(model: Path | None = None, device: str = "auto") -> Predictor:
             f"no default model in {' or '.join(str(f) for f in model_folders())}; "
             "pass `model` FILE (.onnx from crack export or a .pt checkpoint) or set $CRACK_MODEL"
         )
-    try:
+    with _failures_as_usage_errors():
         return load_predictor(found, device)
+
+
+@contextmanager
+def _failures_as_usage_errors() -> Iterator[None]:
+    try:
+        yield
     except UsageError:
         raise
     except CrackError as exc:
@@ -82,6 +89,9 @@ def plan_scan(sources: Sequence[str], options: ScanOptions | None = None) -> Pla
     job = ScanJob(predictor, options, target)  # checks the settings against the model
     if options.out is None:  # a new run folder, made only once every setting has passed its checks
         job.out = unique_run_dir(SCAN_RUNS, "exp")
+    job.decode_first(photos)  # while the model's runtime finishes starting
+    with _failures_as_usage_errors():
+        predictor.ready()
     return PlannedScan(job, photos, failures)
 
 

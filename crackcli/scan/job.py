@@ -35,7 +35,7 @@ from crackcli.model.predictors import Predictor
 from crackcli.scan.events import ScanEvents
 from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, summarize
 from crackcli.scan.options import ScanOptions
-from crackcli.scan.overlay import heat_levels, render_overlay, viewing_pixels, viewing_size
+from crackcli.scan.overlay import heat_levels, load_legend_font, render_overlay, viewing_pixels, viewing_size
 from crackcli.scan.windows import (
     ScanSettings,
     WindowScores,
@@ -97,6 +97,16 @@ class ScanJob:
         self.crack_index = meta.classes.index(self.crack_class)
         self.reduce = decode_reduction(predictor, self.settings)
         self.made_with = self._made_with()
+        self._first: tuple[Path, Future] | None = None  # see decode_first
+
+    def decode_first(self, photos: list[tuple[Path, str]]) -> None:
+        """Start decoding the first photo of ``photos`` now, while the model's runtime may still be starting
+        (see ``OnnxPredictor``); ``run`` takes it from there.  Skipped when its report may be kept."""
+        if not photos or (not self.options.force and self._report_path(photos[0][1]).exists()):
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-first")
+        self._first = (photos[0][0], pool.submit(self._decode, photos[0][0]))
+        pool.shutdown(wait=False)
 
     def _made_with(self) -> dict[str, Any]:
         """What, beside the photo, decides a report: reused only when all of it is the same."""
@@ -173,6 +183,8 @@ class ScanJob:
         pending: list[tuple[Path, Future]] = []  # started, not yet recorded: at most the one in hand and the next
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as writer:
+                if self.options.overlay:
+                    writer.submit(load_legend_font)
                 for path, stem, decoded in self._decoded_ahead(photos, events):
                     pending.append((path, self._start(path, stem, decoded, writer)))
                     if len(pending) > 1:
@@ -260,7 +272,11 @@ class ScanJob:
 
             def submit(index: int) -> None:
                 if index < len(photos) and index not in futures:
-                    futures[index] = pool.submit(self._decode, photos[index][0])
+                    early, self._first = self._first, None
+                    if early and early[0] == photos[index][0]:
+                        futures[index] = early[1]
+                    else:
+                        futures[index] = pool.submit(self._decode, photos[index][0])
 
             for index, (path, stem) in enumerate(photos):
                 if todo[index]:

@@ -10,6 +10,7 @@ WHITE = (255, 255, 255)
 BLACK = (0, 0, 0)
 OUTLINE = (255, 40, 40)
 MAX_ALPHA = 0.6  # the heat colour never hides the surface under it completely
+LEGEND_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def viewing_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -63,12 +64,18 @@ def render_overlay(
     return image
 
 
+def load_legend_font() -> None:
+    """Have OpenCV build its font tables, which it does on first use (about 30 ms): a scan does it on
+    the writer thread while the first photo is scored, not after."""
+    cv2.getTextSize("0", LEGEND_FONT, 1.0, 1)
+
+
 def _draw_legend(image: np.ndarray, threshold: float, caption: str) -> None:
     """A colour bar from 0 to 1 with the threshold marked, and a caption, in the bottom-left corner."""
     height, width = image.shape[:2]
     unit = max(1.0, min(width, height) / 500)
     bar_w, bar_h, pad = int(200 * unit), int(12 * unit), int(8 * unit)
-    font, scale, line = cv2.FONT_HERSHEY_SIMPLEX, 0.45 * unit, max(1, round(unit))
+    font, scale, line = LEGEND_FONT, 0.45 * unit, max(1, round(unit))
     text_h = int(18 * unit)
     box_w = min(width, max(bar_w, int(cv2.getTextSize(caption, font, scale, line)[0][0])) + 2 * pad)
     box_h = bar_h + 2 * text_h + 2 * pad
