@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from crackcli import __version__
-from crackcli.cli import data, deploy, info, training
+from crackcli.cli import data, deploy, info, reports, training
 from crackcli.cli.console import interrupted_status, user_errors
 from crackcli.io.interrupts import terminate_like_ctrl_c
 
@@ -45,6 +45,7 @@ COMMANDS = (
     ("eval", training.evaluate),
     ("export", deploy.export),
     ("scan", deploy.scan),
+    ("report", reports.report),
 )
 for name, command in COMMANDS:
     app.command(name=name)(user_errors(command))

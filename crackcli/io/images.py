@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from crackcli.errors import CrackError
 from crackcli.io.atomic import atomic_write_bytes
+from crackcli.io.exif import PhotoFacts, photo_facts
 
 # HEIC/HEIF: what phones save by default; decoded by pillow-heif (OpenCV cannot read it).
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})
@@ -88,15 +90,23 @@ def image_size(path: Path) -> tuple[int, int]:
 _REDUCED_JPEG = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
-def display_size(path: Path) -> tuple[int, int]:
-    """(width, height) as ``read_rgb`` returns the photo, i.e. after EXIF rotation, from the header alone."""
+@dataclass(frozen=True)
+class PhotoHeader:
+    size: tuple[int, int]  # (width, height) as ``read_rgb`` returns the photo, i.e. after EXIF rotation
+    facts: PhotoFacts  # time, camera, position
+
+
+def read_header(path: Path) -> PhotoHeader:
+    """What the photo's header says, without decoding its pixels."""
     try:
         with _open(path) as img:
             width, height = img.size
-            rotated = img.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that swap the axes
+            exif = img.getexif()
+            rotated = exif.get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that swap the axes
+            facts = photo_facts(exif)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise _unreadable(path, exc) from None
-    return (height, width) if rotated else (width, height)
+    return PhotoHeader((height, width) if rotated else (width, height), facts)
 
 
 def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1) -> np.ndarray:

@@ -1,9 +1,10 @@
 """`crack scan` over many photos: decode ahead, score, write each photo's outputs, keep going on failures.
 
-Per photo, in the output folder: ``<name>.json`` (the report), ``<name>_overlay.jpg`` and
-``<name>_heatmap.png`` (crack probability × 255, one pixel per heatmap cell), the name keeping the
-subfolders the photo had under an input folder; for the job, ``summary.csv`` (``summary-<I>-of-<N>.csv``
-for a shard).  Every file is written atomically.
+Per photo, in the output folder: ``<name>.json`` (the report), ``<name>_overlay.jpg`` with its
+``<name>_thumb.jpg`` and ``<name>_heatmap.png`` (crack probability × 255, one pixel per heatmap cell), the
+name keeping the subfolders the photo had under an input folder.  For the job: ``summary.csv``
+(``summary-<I>-of-<N>.csv`` for a shard), ``index.html`` (the job page) and ``findings.geojson`` (photos
+on a map), rewritten as photos finish and whole at the end.  Every file is written atomically.
 
 A photo whose report is already there is not scanned again (so a stopped job re-run finishes the rest)
 when that report is still true: made from the same file (path, size, modification time) by the same
@@ -13,9 +14,7 @@ why; ``force`` redoes every photo.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import time
 from collections import Counter
@@ -30,12 +29,23 @@ import numpy as np
 from crackcli import __version__
 from crackcli.errors import CrackError, UsageError
 from crackcli.io.atomic import OutputError, atomic_write_bytes, make_folder
-from crackcli.io.images import ImageReadError, display_size, read_rgb, write_image
+from crackcli.io.exif import PhotoFacts
+from crackcli.io.images import ImageReadError, read_header, read_rgb, write_image
 from crackcli.model.predictors import Predictor
+from crackcli.report.job_files import refresh_job_files
+from crackcli.report.job_page import THUMBNAIL_SUFFIX, job_facts
+from crackcli.report.summary import failed_row, summary_row, write_summary
 from crackcli.scan.events import ScanEvents
 from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, summarize
 from crackcli.scan.options import ScanOptions
-from crackcli.scan.overlay import heat_levels, load_legend_font, render_overlay, viewing_pixels, viewing_size
+from crackcli.scan.overlay import (
+    heat_levels,
+    load_legend_font,
+    render_overlay,
+    thumbnail,
+    viewing_pixels,
+    viewing_size,
+)
 from crackcli.scan.windows import (
     ScanSettings,
     WindowScores,
@@ -45,20 +55,7 @@ from crackcli.scan.windows import (
     scan_image,
 )
 
-SUMMARY_FIELDS = (
-    "image",
-    "status",
-    "width",
-    "height",
-    "windows",
-    "crack_windows",
-    "crack_fraction",
-    "max_crack_prob",
-    "regions",
-    "report",
-    "error",
-    "seconds",
-)
+PAGE_INTERVAL_S = 10.0  # the job's table, page and map are rewritten at most this often while it runs
 
 
 @dataclass
@@ -76,6 +73,7 @@ class _Decoded:
     size: tuple[int, int]
     seconds: float
     provenance: dict[str, Any]  # taken before reading: a photo changed meanwhile is redone next time
+    facts: PhotoFacts  # EXIF time, camera, position
 
 
 class ScanJob:
@@ -98,6 +96,8 @@ class ScanJob:
         self.reduce = decode_reduction(predictor, self.settings)
         self.made_with = self._made_with()
         self._first: tuple[Path, Future] | None = None  # see decode_first
+        self._first_report: dict[str, Any] | None = None  # the job page's model and settings
+        self._page_due = 0.0  # monotonic time of the next rewrite of the job's table and page
 
     def decode_first(self, photos: list[tuple[Path, str]]) -> None:
         """Start decoding the first photo of ``photos`` now, while the model's runtime may still be starting
@@ -198,7 +198,7 @@ class ScanJob:
                     self._record(path, outcome, result, events)
             raise
         finally:  # stopped by Ctrl-C or SIGTERM too: the summary lists what was done
-            self._write_summary(result.rows)
+            self._write_job_files(result.rows)
         return result
 
     def _start(
@@ -231,9 +231,12 @@ class ScanJob:
             result.kept += kept
             result.scanned += not kept
             result.with_cracks += report["summary"]["crack_windows"] > 0
-            result.rows.append(_summary_row(report, "kept" if kept else "scanned"))
+            result.rows.append(summary_row(report, "kept" if kept else "scanned"))
+            self._first_report = self._first_report or report
             events.photo_scanned(report)
         events.advanced(1)
+        if time.monotonic() >= self._page_due:
+            self._write_job_files(result.rows)
 
     def _kept_reports(self, photos: list[tuple[Path, str]], events: ScanEvents) -> list[dict[str, Any] | None]:
         """Per photo, its earlier report where it is still true (None: scan it); says why others are redone."""
@@ -253,7 +256,7 @@ class ScanJob:
     @staticmethod
     def _failed(image: str, message: str, result: JobResult, events: ScanEvents) -> None:
         result.failed += 1
-        result.rows.append({"image": image, "status": "failed", "error": message})
+        result.rows.append(failed_row(image, message))
         events.photo_failed(image, message)
 
     def _decoded_ahead(
@@ -297,7 +300,8 @@ class ScanJob:
         except OSError:
             provenance = {}  # the read below fails and says why
         try:
-            size = display_size(path)
+            header = read_header(path)
+            size = header.size
             reduce = self.reduce if dense_applies(size, self.settings, self.predictor.meta.image_size) else 1
             rgb = read_rgb(path, self.options.max_pixels, reduce)
             if (rgb.shape[1], rgb.shape[0]) != (-(-size[0] // reduce), -(-size[1] // reduce)):
@@ -308,7 +312,7 @@ class ScanJob:
             return exc
         except MemoryError:
             return ImageReadError(f"{path}: not enough memory to decode it; lower `max_pixels` or scan it alone")
-        return _Decoded(rgb, size, time.perf_counter() - started, provenance)
+        return _Decoded(rgb, size, time.perf_counter() - started, provenance, header.facts)
 
     def _report_path(self, stem: str) -> Path:
         return self.out / f"{stem}.json"
@@ -354,6 +358,8 @@ class ScanJob:
             )
             picture = render_overlay(base, levels, mask, options.threshold, caption)
             write_image(Path(outputs["overlay"]), picture, jpeg_quality=90)
+            outputs["thumbnail"] = str(out / f"{stem}{THUMBNAIL_SUFFIX}")
+            write_image(Path(outputs["thumbnail"]), thumbnail(picture), jpeg_quality=80)
         rendered = time.perf_counter()
 
         report = {
@@ -380,33 +386,16 @@ class ScanJob:
                 "inference": round(inference_s, 4),
                 "render": round(rendered - inferred, 4),
             },
+            "exif": decoded.facts.as_dict(),
             "crackcli_version": __version__,
             "provenance": decoded.provenance,
         }
         atomic_write_bytes(self._report_path(stem), json.dumps(report).encode())
         return report
 
-    def _write_summary(self, rows: list[dict[str, Any]]) -> None:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, SUMMARY_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_bytes(self.out / self.options.summary_name, buffer.getvalue().encode("utf-8", "surrogateescape"))
-
-
-def _summary_row(report: dict[str, Any], status: str) -> dict[str, Any]:
-    summary = report["summary"]
-    return {
-        "image": report["image"],
-        "status": status,
-        "width": report["width"],
-        "height": report["height"],
-        "windows": summary["windows"],
-        "crack_windows": summary["crack_windows"],
-        "crack_fraction": summary["crack_fraction"],
-        "max_crack_prob": summary["max_crack_prob"],
-        "regions": len(summary["regions"]),
-        "report": report["outputs"]["report"],
-        "error": "",
-        "seconds": round(sum(report["timing_s"].values()), 4),
-    }
+    def _write_job_files(self, rows: list[dict[str, Any]]) -> None:
+        """The job's table, page and map as they stand (the page and map also cover other shards' tables)."""
+        table = self.out / self.options.summary_name
+        write_summary(table, rows)
+        refresh_job_files(self.out, {table: rows}, job_facts(self._first_report))
+        self._page_due = time.monotonic() + PAGE_INTERVAL_S

@@ -43,6 +43,15 @@ def viewing_pixels(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return rgb if rgb.shape[1::-1] == size else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
+THUMBNAIL_SIDE = 320  # px, the longer side: a job page of 50 rows loads about 1 MB of thumbnails
+
+
+def thumbnail(picture: np.ndarray) -> np.ndarray:
+    """``picture`` shrunk for a table row."""
+    height, width = picture.shape[:2]
+    return viewing_pixels(picture, viewing_size(width, height, THUMBNAIL_SIDE))
+
+
 def render_overlay(
     base: np.ndarray, levels: np.ndarray, crack_mask: np.ndarray, threshold: float, caption: str
 ) -> np.ndarray:
