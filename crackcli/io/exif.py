@@ -97,9 +97,10 @@ def _degrees(parts: Any, ref: Any, hemispheres: tuple[str, str], limit: float) -
     if not isinstance(parts, tuple) or len(parts) != 3:
         return None
     values = [_rational(p) for p in parts]
-    if any(v is None or v < 0 for v in values):
+    numbers = [v for v in values if v is not None and v >= 0]
+    if len(numbers) != 3:
         return None
-    degrees, minutes, seconds = values  # type: ignore[misc]
+    degrees, minutes, seconds = numbers
     value = degrees + minutes / 60 + seconds / 3600
     letter = (_text(ref) or hemispheres[0]).upper()
     if letter not in hemispheres or value > limit:

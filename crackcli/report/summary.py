@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,10 @@ SUMMARY_FIELDS = (
     "error",
     "seconds",
 )
-_NUMBERS = ("width", "height", "windows", "crack_windows", "crack_fraction", "max_crack_prob", "regions")
-_NUMBERS += ("latitude", "longitude", "altitude", "seconds")
+_NUMBERS = frozenset(
+    ("width", "height", "windows", "crack_windows", "crack_fraction", "max_crack_prob", "regions")
+    + ("latitude", "longitude", "altitude", "seconds")
+)
 SHARD_PATTERN = "summary-*-of-*.csv"
 
 
@@ -95,7 +97,7 @@ def summary_files(folder: Path) -> list[Path]:
     return [whole, *files] if whole.is_file() else files
 
 
-def merged_rows(tables: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def merged_rows(tables: Iterable[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One row per photo over several tables (shards, or a job and its reruns): a later table's row of a
     photo replaces an earlier one's, and rows keep the order in which photos first appear."""
     rows: dict[str, dict[str, Any]] = {}
