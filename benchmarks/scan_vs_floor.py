@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crackcli.io.images import display_size
+from crackcli.io.images import read_header
 from crackcli.model.predictors import OnnxPredictor
 from crackcli.scan.job import ScanJob
 from crackcli.scan.options import ScanOptions
@@ -81,7 +81,7 @@ def main() -> None:
 
     predictor = OnnxPredictor(args.model, "cpu")
     settings = ScanSettings.for_model(predictor.meta)
-    width, height = display_size(args.photo)
+    width, height = read_header(args.photo).size
     windows = len(scan_grid(width, height, settings))
     reduce = decode_reduction(predictor, settings)
     print(

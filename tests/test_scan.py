@@ -73,9 +73,10 @@ def test_a_known_crack_gets_high_probability_and_the_rest_low(crack_model, photo
     # Ranking (the share of crossed/far pairs ordered right) and levels on either side of 0.5.
     assert (crossed[:, None] > far[None, :]).mean() >= 0.95
     assert crossed.mean() > 0.5 and np.median(far) < 0.5
-    (region,) = report["summary"]["regions"][:1]
-    x0, y0, x1, y1 = region["bbox"]
-    assert y0 <= CRACK_ROW <= y1 and x1 - x0 > 300
+    # The crack runs across the photo: regions at most two windows wide follow it, together covering it.
+    regions = report["summary"]["regions"]
+    assert all(r["bbox"][2] - r["bbox"][0] <= 2 * 64 and r["bbox"][1] <= CRACK_ROW <= r["bbox"][3] for r in regions[:3])
+    assert sum(r["bbox"][2] - r["bbox"][0] for r in regions if r["bbox"][1] <= CRACK_ROW <= r["bbox"][3]) > 300
 
 
 def test_report_schema_outputs_and_summary_csv(crack_model, photos, tmp_path):
@@ -277,10 +278,29 @@ def test_heatmap_is_the_mean_over_covering_windows_and_regions_join_touching_win
     probs = np.array([1.0, 0.0, 0.9])
     heat = crack_heatmap(windows, probs, 28, 28, cell=4)
     assert heat[0, 0] == 1.0 and heat[0, 1] == 0.5 and heat[0, 2] == 0.0 and heat[6, 6] == pytest.approx(0.9)
-    regions, mask = crack_regions(windows, probs, 0.5, 28, 28, cell=4)
+    # Without overlap (stride = window) a window's tile is the whole window.
+    regions, mask = crack_regions(windows, probs, 0.5, 28, 28, cell=4, stride=8, max_side=100)
     assert [r.bbox for r in regions] == [(0, 0, 8, 8), (20, 20, 28, 28)] and mask.sum() == 8
-    joined, _ = crack_regions(windows, np.array([1.0, 0.8, 0.1]), 0.5, 28, 28, cell=4)
-    assert [(r.bbox, r.windows, r.max_prob) for r in joined] == [((0, 0, 12, 8), 2, 1.0)]
+    assert [r.area for r in regions] == [64, 64] and regions[0].mean_prob == 1.0
+    joined, _ = crack_regions(windows, np.array([1.0, 0.8, 0.1]), 0.5, 28, 28, cell=4, stride=8, max_side=100)
+    assert [(r.bbox, r.windows, r.max_prob, r.mean_prob) for r in joined] == [((0, 0, 12, 8), 2, 1.0, 0.9)]
+
+
+def test_regions_are_the_windows_own_tiles_and_long_ones_are_cut():
+    # Windows of 8 every 4: each window's tile is its central 4 × 4, so a crack window says where to
+    # within 4 px, and the two crack windows at x = 0 and 4 make a region 8 px wide, not 12.
+    windows = [Window(x, y, 8) for y in range(0, 21, 4) for x in range(0, 21, 4)]
+    probs = np.array([1.0 if w.y == 8 and w.x <= 4 else 0.0 for w in windows])
+    (region,), mask = crack_regions(windows, probs, 0.5, 28, 28, cell=2, stride=4, max_side=100)
+    assert region.bbox == (2, 10, 10, 14) and region.windows == 2 and region.area == 32 and mask.sum() == 8
+
+    # A crack along a whole row of windows is cut into parts of at most max_side, highest score first.
+    probs = np.array([0.6 + w.x / 100 if w.y == 8 else 0.0 for w in windows])
+    regions, _ = crack_regions(windows, probs, 0.5, 28, 28, cell=2, stride=4, max_side=10)
+    assert len(regions) == 3 and all(r.bbox[2] - r.bbox[0] <= 10 for r in regions)
+    assert sum(r.windows for r in regions) == 6 and regions[0].max_prob == pytest.approx(0.8)
+    covered = sorted((r.bbox[0], r.bbox[2]) for r in regions)
+    assert covered[0][0] == 2 and covered[-1][1] == 26 and all(a[1] == b[0] for a, b in zip(covered, covered[1:]))
 
 
 def test_device_cuda_without_a_gpu_is_one_warning_and_stdout_stays_json(photos, tmp_path):

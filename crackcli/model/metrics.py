@@ -50,3 +50,41 @@ def classification_report(matrix: np.ndarray, classes: Sequence[str]) -> dict[st
         "confusion_matrix": matrix.tolist(),
         "classes": list(classes),
     }
+
+
+def ranking_curves(is_positive: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """Precision-recall and ROC curves of ``scores`` ranking the positives first, with their summaries.
+
+    One point per distinct score, from the highest down.  AP is the precision at each recall step
+    weighted by the step (no interpolation); AUROC the trapezoid area under the ROC curve, which equals
+    the probability that a random positive outscores a random negative (ties counting half).  Both are
+    None when the data hold only one of the two kinds.
+    """
+    truth = np.asarray(is_positive, bool)
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    ranked, truth = np.asarray(scores, np.float64)[order], truth[order]
+    last_of_score = np.flatnonzero(np.r_[ranked[1:] != ranked[:-1], True])
+    true_pos = np.cumsum(truth)[last_of_score].astype(np.float64)
+    false_pos = (last_of_score + 1) - true_pos
+    positives, negatives = truth.sum(), (~truth).sum()
+    thresholds = ranked[last_of_score]
+    precision = true_pos / (true_pos + false_pos)
+    recall = true_pos / positives if positives else np.zeros_like(true_pos)
+    fpr = false_pos / negatives if negatives else np.zeros_like(false_pos)
+    both = positives > 0 and negatives > 0
+    steps = np.diff(np.r_[0.0, recall])
+    return {
+        "thresholds": thresholds,
+        "precision": precision,
+        "recall": recall,
+        "fpr": fpr,
+        "tpr": recall,
+        "ap": float((steps * precision).sum()) if both else None,
+        "auroc": _trapezoid(np.r_[0.0, fpr], np.r_[0.0, recall]) if both else None,
+        "positives": int(positives),
+        "negatives": int(negatives),
+    }
+
+
+def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
+    return float((np.diff(x) * (y[1:] + y[:-1]) / 2).sum())

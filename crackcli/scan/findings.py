@@ -1,7 +1,9 @@
 """From window probabilities to findings: a crack heatmap, crack regions and a per-photo summary.
 
-A region is a connected group of crack windows (crack probability ≥ threshold) whose boxes overlap or
-touch; its box is the union of theirs, so it is in photo pixels and never larger than the photo.
+A region is a group of crack windows (crack probability ≥ threshold) whose tiles touch, a window's tile
+being the central stride × stride part of it that it shares with no other window: with overlapping
+windows a region is finer than a window.  A group longer than the cap is cut into parts, so a crack
+across the whole photo is several regions along it, each a place to look at.
 """
 
 from __future__ import annotations
@@ -18,10 +20,23 @@ from crackcli.data.tiling import Window
 class Region:
     bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 in photo pixels, end-exclusive
     max_prob: float
-    windows: int
+    windows: int  # crack windows whose tiles make it up
+    mean_prob: float
+    area: int  # photo pixels² its tiles cover
 
     def as_dict(self) -> dict:
-        return {"bbox": list(self.bbox), "max_prob": round(self.max_prob, 4), "windows": self.windows}
+        return {
+            "bbox": list(self.bbox),
+            "area": self.area,
+            "max_prob": round(self.max_prob, 4),
+            "mean_prob": round(self.mean_prob, 4),
+            "windows": self.windows,
+        }
+
+
+def region_max_side(patch: int) -> int:
+    """The longest side of a region, in photo pixels: two windows, a close-up of the place to look at."""
+    return 2 * patch
 
 
 def heat_cell(patch: int, stride: int) -> int:
@@ -34,9 +49,7 @@ def _cell_boxes(windows: list[Window], cell: int, width: int, height: int) -> np
     boxes = np.array([w.box for w in windows], np.int64).reshape(-1, 4)
     boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
     boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
-    cells = boxes // cell
-    cells[:, 2:] = np.maximum(-(-boxes[:, 2:] // cell), cells[:, :2] + 1)
-    return cells
+    return _cell_boxes_of(boxes, cell)
 
 
 def _paint(shape: tuple[int, int], cells: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -61,31 +74,84 @@ def crack_heatmap(windows: list[Window], crack_probs: np.ndarray, width: int, he
     return np.divide(total, count, out=np.zeros(shape), where=count > 0.5).astype(np.float32)
 
 
+def _tiles(windows: list[Window], stride: int, width: int, height: int) -> np.ndarray:
+    """Each window's own tile (x0, y0, x1, y1): its central stride × stride part, which no other window
+    of a regular grid shares, reaching out to the photo's edge where the window does; the tiles of a
+    grid cover the photo, and overlapping windows say where in them the crack is, to within a stride."""
+    boxes = np.array([w.box for w in windows], np.int64).reshape(-1, 4)
+    margin = np.maximum(0, (boxes[:, 2] - boxes[:, 0] - stride) // 2)
+    tiles = boxes + margin[:, None] * np.array([1, 1, -1, -1])
+    tiles[:, :2] = np.where(boxes[:, :2] <= 0, 0, tiles[:, :2])
+    tiles[:, 2] = np.where(boxes[:, 2] >= width, width, tiles[:, 2])
+    tiles[:, 3] = np.where(boxes[:, 3] >= height, height, tiles[:, 3])
+    return tiles
+
+
 def crack_regions(
-    windows: list[Window], crack_probs: np.ndarray, threshold: float, width: int, height: int, cell: int
+    windows: list[Window],
+    crack_probs: np.ndarray,
+    threshold: float,
+    width: int,
+    height: int,
+    cell: int,
+    stride: int,
+    max_side: int,
 ) -> tuple[list[Region], np.ndarray]:
-    """Connected groups of crack windows, largest first, and the crack-window mask on the heatmap grid."""
+    """Groups of crack windows whose tiles (see ``_tiles``) touch, at most ``max_side`` photo pixels a
+    side (a longer group is cut into a grid of parts), highest score first; and the tiles' mask on the
+    heatmap grid."""
     shape = (-(-height // cell), -(-width // cell))
     hits = np.flatnonzero(crack_probs >= threshold)
     if not len(hits):
         return [], np.zeros(shape, bool)
-    cells = _cell_boxes([windows[i] for i in hits], cell, width, height)
+    tiles = _tiles([windows[i] for i in hits], stride, width, height)
+    tiles[:, [0, 2]] = np.clip(tiles[:, [0, 2]], 0, width)
+    tiles[:, [1, 3]] = np.clip(tiles[:, [1, 3]], 0, height)
+    cells = _cell_boxes_of(tiles, cell)
     mask = _paint(shape, cells, np.ones(len(hits))) > 0.5
     count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    owner = labels[cells[:, 1], cells[:, 0]]  # every cell of a painted box carries its component's label
+    owner = labels[cells[:, 1], cells[:, 0]]  # every cell of a painted tile carries its component's label
+    probs = crack_probs[hits]
     regions = []
     for label in range(1, count):
-        members = hits[owner == label]
-        boxes = np.array([windows[i].box for i in members])
-        bbox = (
-            max(0, int(boxes[:, 0].min())),
-            max(0, int(boxes[:, 1].min())),
-            min(width, int(boxes[:, 2].max())),
-            min(height, int(boxes[:, 3].max())),
-        )
-        regions.append(Region(bbox, float(crack_probs[members].max()), len(members)))
-    regions.sort(key=lambda r: (-r.windows, -r.max_prob))
+        members = np.flatnonzero(owner == label)
+        for part in _parts(tiles[members], max_side):
+            chosen = members[part]
+            regions.append(_region(tiles[chosen], probs[chosen], cell))
+    regions.sort(key=lambda r: (-r.max_prob, -r.windows))
     return regions, mask
+
+
+def _cell_boxes_of(boxes: np.ndarray, cell: int) -> np.ndarray:
+    """Photo-pixel boxes in heatmap cells, at least one cell each."""
+    cells = boxes // cell
+    cells[:, 2:] = np.maximum(-(-boxes[:, 2:] // cell), cells[:, :2] + 1)
+    return cells
+
+
+def _parts(tiles: np.ndarray, max_side: int) -> list[np.ndarray]:
+    """Indices of ``tiles`` grouped by the grid cell of equal parts, none over ``max_side``, that their
+    centres fall in (one group when the union already fits)."""
+    x0, y0 = tiles[:, 0].min(), tiles[:, 1].min()
+    span = np.array([tiles[:, 2].max() - x0, tiles[:, 3].max() - y0], np.float64)
+    splits = np.maximum(1, np.ceil(span / max_side))
+    if (splits == 1).all():
+        return [np.arange(len(tiles))]
+    centres = (tiles[:, :2] + tiles[:, 2:]) / 2 - (x0, y0)
+    index = np.minimum((centres / (span / splits)).astype(np.int64), (splits - 1).astype(np.int64))
+    keys = index[:, 1] * int(splits[0]) + index[:, 0]
+    return [np.flatnonzero(keys == key) for key in np.unique(keys)]
+
+
+def _region(tiles: np.ndarray, probs: np.ndarray, cell: int) -> Region:
+    x0, y0 = int(tiles[:, 0].min()), int(tiles[:, 1].min())
+    x1, y1 = int(tiles[:, 2].max()), int(tiles[:, 3].max())
+    # Area of the union of the tiles, at heatmap resolution (tiles of shifted edge windows overlap).
+    local = np.zeros((-(-(y1 - y0) // cell) + 1, -(-(x1 - x0) // cell) + 1), bool)
+    for tx0, ty0, tx1, ty1 in (tiles - (x0, y0, x0, y0)) // cell:
+        local[ty0 : max(ty1, ty0 + 1), tx0 : max(tx1, tx0 + 1)] = True
+    area = min(int(local.sum()) * cell * cell, (x1 - x0) * (y1 - y0))
+    return Region((x0, y0, x1, y1), float(probs.max()), len(tiles), float(probs.mean()), area)
 
 
 def summarize(crack_probs: np.ndarray, threshold: float, regions: list[Region]) -> dict:

@@ -36,7 +36,7 @@ from crackcli.report.job_files import refresh_job_files
 from crackcli.report.job_page import THUMBNAIL_SUFFIX, job_facts
 from crackcli.report.summary import failed_row, summary_row, write_summary
 from crackcli.scan.events import ScanEvents
-from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, summarize
+from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, region_max_side, summarize
 from crackcli.scan.options import ScanOptions
 from crackcli.scan.overlay import (
     heat_levels,
@@ -346,7 +346,16 @@ class ScanJob:
 
         cell = heat_cell(settings.patch, settings.stride)
         heat = crack_heatmap(scores.windows, crack, width, height, cell)
-        regions, mask = crack_regions(scores.windows, crack, options.threshold, width, height, cell)
+        regions, mask = crack_regions(
+            scores.windows,
+            crack,
+            options.threshold,
+            width,
+            height,
+            cell,
+            settings.stride,
+            region_max_side(settings.patch),
+        )
         summary = summarize(crack, options.threshold, regions)
         outputs = {"report": str(self._report_path(stem)), "heatmap": str(out / f"{stem}_heatmap.png")}
         levels = heat_levels(heat)  # the heatmap file and the overlay's colours
