@@ -97,9 +97,10 @@ def crack_regions(
     stride: int,
     max_side: int,
 ) -> tuple[list[Region], np.ndarray]:
-    """Groups of crack windows whose tiles (see ``_tiles``) touch, at most ``max_side`` photo pixels a
-    side (a longer group is cut into a grid of parts), highest score first; and the tiles' mask on the
-    heatmap grid."""
+    """Groups of crack windows whose tiles (see ``_tiles``) touch, highest score first, and the tiles'
+    mask on the heatmap grid.  A group longer than ``max_side`` is cut into a grid of parts no longer
+    than that, each taking the tiles whose centres fall in it (so a part's box may reach half a tile
+    beyond)."""
     shape = (-(-height // cell), -(-width // cell))
     hits = np.flatnonzero(crack_probs >= threshold)
     if not len(hits):
