@@ -1,10 +1,14 @@
+import csv
 import json
 import os
 import pickle
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import write_patch_folders
+from PIL import Image
 from typer.testing import CliRunner
 
 from crackcli.cli import app
@@ -100,3 +104,41 @@ def test_eval_of_a_split_folder_root_points_at_a_split(trained):
     checkpoint, data = trained
     result = runner.invoke(app, ["eval", str(checkpoint), str(data)])
     assert result.exit_code == 2 and "evaluate one split" in result.stderr
+
+
+def test_eval_out_holds_curves_the_confusion_matrix_and_every_misclassified_image(trained, tmp_path):
+    checkpoint, data = trained
+    out = tmp_path / "figures"
+    args = ["eval", str(checkpoint), str(data / "val"), "--workers", "0", "--out", str(out), "--threshold", "0.3"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["threshold"] == 0.3 and 0 <= report["ranking"]["ap"] <= 1 and 0 <= report["ranking"]["auroc"] <= 1
+    curve = report["ranking"]["curve"]
+    assert 2 <= len(curve["thresholds"]) <= 200 and len(curve["precision"]) == len(curve["thresholds"])
+    matrix = np.array(report["confusion_matrix"])
+    wrong = report["misclassified"]
+    assert 0 < len(wrong) == matrix.sum() - np.trace(matrix)  # a one-epoch model errs at 0.3
+    assert all(Path(row["path"]).is_file() and row["true"] != row["predicted"] for row in wrong)
+    assert [row["predicted_prob"] for row in wrong] == sorted((row["predicted_prob"] for row in wrong), reverse=True)
+
+    for name in ("pr_curve.png", "roc_curve.png", "confusion_matrix.png"):
+        with Image.open(out / name) as figure:
+            assert figure.format == "PNG" and figure.size[0] > 300
+    with open(out / "misclassified.csv", newline="") as handle:
+        assert [row["path"] for row in csv.DictReader(handle)] == [row["path"] for row in wrong]
+    assert len(list((out / "misclassified").glob("*.jpg"))) == len(wrong)
+    assert json.loads((out / "eval.json").read_text())["misclassified"] == wrong
+    page = (out / "index.html").read_text()
+    assert 'src="pr_curve.png"' in page and page.count('class="thumb"') == len(wrong) and "http:" not in page
+
+    # The folder holds files now: replaced only when asked.
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "--force" in again.stderr
+    assert runner.invoke(app, [*args, "--force", "--quiet"]).exit_code == 0
+
+
+def test_eval_threshold_must_be_a_probability(trained):
+    checkpoint, data = trained
+    result = runner.invoke(app, ["eval", str(checkpoint), str(data / "val"), "--threshold", "1.5"])
+    assert result.exit_code == 2 and "threshold" in result.stderr and "Traceback" not in result.output

@@ -140,3 +140,26 @@ def test_the_job_page_fits_a_phone(scanned, browser):
     assert width <= 390  # no sideways scrolling of the page; the table scrolls in its own box
     assert page.locator("#rows tr").count() == 50 and visit.messages == []
     visit.close()
+
+
+def test_the_eval_page_shows_its_figures_and_mistakes_offline(crack_model, browser, tmp_path):
+    from typer.testing import CliRunner
+
+    from crackcli.cli.app import app
+
+    checkpoint, _, patches = crack_model
+    out = tmp_path / "eval"
+    # A threshold this high makes the model miss cracks, so there are mistakes to show.
+    command = ["eval", str(checkpoint), str(patches / "val"), "--out", str(out), "--threshold", "0.99999", "--quiet"]
+    result = CliRunner().invoke(app, [*command, "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    visit = Visit(browser, (out / "index.html").as_uri())
+    page = visit.page
+    page.wait_for_function("[...document.images].every((image) => image.complete)")
+    figures = page.locator(".figures img")
+    assert figures.count() == 3
+    assert all(page.evaluate("(img) => img.naturalWidth", figures.nth(k).element_handle()) > 300 for k in range(3))
+    mistakes = page.locator("#mistakes tbody tr")
+    assert mistakes.count() >= 1 and page.locator("#per-class tbody tr").count() == 2
+    assert visit.messages == [] and all(url.startswith(out.as_uri() + "/") for url in visit.requests)
+    visit.close()

@@ -158,29 +158,50 @@ def train(
 
 
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="A .pt checkpoint from crack train.")],
+    model: Annotated[Path, typer.Argument(help="A .pt checkpoint from crack train or a .onnx file from crack export.")],
     data: Annotated[Path, typer.Argument(help="A folder of class folders named like the model's classes.")],
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Call an image the crack class when its crack probability reaches this "
+            "(default: the most probable class)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write figures, misclassified.csv, eval.json and an index.html page here."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the files of an --out folder that holds some.")
+    ] = False,
     batch: Annotated[int, typer.Option(help="Images per inference batch.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     workers: Annotated[int | None, typer.Option(help="Image decoding processes (default: up to 4).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Accuracy, precision, recall and F-score (per class and macro) of a model on a labelled folder."""
+    """Accuracy, precision, recall and F-score (per class and macro), AP and AUROC of the crack class, and
+    the misclassified images, of a model on a labelled folder."""
     from crackcli.model.predictors import load_predictor
+    from crackcli.train.eval_outputs import check_out_folder, eval_report, write_eval_folder
     from crackcli.train.evaluate import evaluate_folder, index_eval_folder
 
+    if out is not None:
+        check_out_folder(out, force)
     predictor = load_predictor(model, device)
     folder = index_eval_folder(data, predictor.meta.classes)
     with ProgressView("eval", quiet or as_json) as view:
-        result = evaluate_folder(predictor, folder, batch, workers, view)
+        result = evaluate_folder(predictor, folder, batch, workers, view, threshold)
     for message in result.unreadable:
         print_error(f"skipped: {message}")
-    report = result.report
+    report = eval_report(result, predictor, model, data)
+    written = write_eval_folder(out, result, report) if out is not None else []
     if as_json:
-        print(json.dumps({**report, "model": str(model), "data": str(data), "unreadable": len(result.unreadable)}))
+        print(json.dumps(report))
     else:
         _print_report(report, predictor.describe())
+        if written:
+            err.print(f"figures and the misclassified images: {written[-1]}", highlight=False, soft_wrap=True)
     if result.unreadable:
         raise typer.Exit(EXIT_FAILED_INPUTS)
 
@@ -197,6 +218,10 @@ def _print_report(report: dict[str, Any], model: str) -> None:
     table.add_row("macro", *(f"{report[k]:.4f}" for k in ("precision", "recall", "f1")), str(total), style="bold")
     out.print(table)
     out.print(f"accuracy {report['accuracy']:.4f}", highlight=False)
+    ranking = report["ranking"]
+    if ranking and ranking["ap"] is not None:
+        out.print(f"{report['crack_class']}: AP {ranking['ap']:.4f}, AUROC {ranking['auroc']:.4f}", highlight=False)
+    out.print(f"misclassified {len(report['misclassified'])}", highlight=False)
     matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
     matrix.add_column("")
     for name in report["classes"]:

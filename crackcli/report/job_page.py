@@ -9,42 +9,18 @@ be moved, zipped or served as it is.
 
 from __future__ import annotations
 
-import functools
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
-
-import jinja2
 
 from crackcli import __version__
 from crackcli.io.atomic import atomic_write_bytes
+from crackcli.report.pages import PAGE_NAME, link, templates
 from crackcli.report.summary import region_boxes
 
-PAGE_NAME = "index.html"
 THUMBNAIL_SUFFIX = "_thumb.jpg"
 OVERLAY_SUFFIX = "_overlay.jpg"
-
-
-@functools.cache
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("crackcli.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,  # a name missing from the context is a bug, not an empty cell
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _link(target: str | None, folder: Path) -> str | None:
-    """``target`` (a path as a report records it) as a URL relative to ``folder``, or None."""
-    if not target:
-        return None
-    relative = os.path.relpath(os.path.abspath(target), os.path.abspath(folder))
-    return "/".join(quote(part) for part in Path(relative).parts)
 
 
 def _thumbnail(overlay: str | None) -> str | None:
@@ -72,9 +48,9 @@ def _photo(row: dict[str, Any], folder: Path) -> dict[str, Any]:
         "lat": row.get("latitude"),
         "lon": row.get("longitude"),
         "alt": row.get("altitude"),
-        "report": _link(row.get("report"), folder),
-        "overlay": _link(row.get("overlay"), folder),
-        "thumb": _link(_thumbnail(row.get("overlay")), folder),
+        "report": link(row.get("report"), folder),
+        "overlay": link(row.get("overlay"), folder),
+        "thumb": link(_thumbnail(row.get("overlay")), folder),
         "error": row.get("error") or None,
     }
 
@@ -90,7 +66,7 @@ def page_html(folder: Path, rows: Sequence[dict[str, Any]], job: dict[str, Any],
         "located": sum(p["lat"] is not None for p in photos),
     }
     return (
-        _templates()
+        templates()
         .get_template("job.html.j2")
         .render(
             title=f"crack scan: {folder.resolve().name}",
@@ -98,8 +74,8 @@ def page_html(folder: Path, rows: Sequence[dict[str, Any]], job: dict[str, Any],
             counts=counts,
             job=job,
             photos=photos,
-            tables=[_link(str(t), folder) for t in tables],
-            geojson=_link(str(folder / "findings.geojson"), folder) if (folder / "findings.geojson").exists() else None,
+            tables=[link(str(t), folder) for t in tables],
+            geojson=link(str(folder / "findings.geojson"), folder) if (folder / "findings.geojson").exists() else None,
             version=__version__,
             made=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         )

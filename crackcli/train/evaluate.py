@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ class Evaluation:
     unreadable: list[str]  # one message per file found unreadable by header checks or while decoding
     probs: np.ndarray  # (images, classes) class probabilities of the images read, in folder order
     targets: np.ndarray  # their class indices
+    predictions: np.ndarray  # the class each was given (see ``decide``)
+    paths: list[Path] = field(default_factory=list)  # the images read, in the same order
 
 
 def index_eval_folder(root: Path, classes: tuple[str, ...]) -> LabelledFolder:
@@ -41,8 +43,12 @@ def evaluate_folder(
     batch: int = 64,
     workers: int | None = None,
     events: JobEvents | None = None,
+    threshold: float | None = None,
 ) -> Evaluation:
-    """Classify every image of ``folder`` (from ``index_eval_folder``) and compare with its class folder."""
+    """Classify every image of ``folder`` (from ``index_eval_folder``) and compare with its class folder;
+    with ``threshold``, an image is the crack class when its crack probability reaches it (see ``decide``)."""
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise OptionError("threshold", "must be a probability from 0 to 1", threshold)
     if batch < 1:
         raise OptionError("batch", "must be at least 1", batch)
     if workers is not None and workers < 0:
@@ -51,7 +57,8 @@ def evaluate_folder(
     events.started(len(folder.samples))
     classes = predictor.meta.classes
     unreadable = [message for _, message in folder.unreadable]
-    dataset = PatchDataset(folder.samples, predictor.meta.image_size)
+    # Each sample is labelled with its own index, so the images that were read can be named afterwards.
+    dataset = PatchDataset([(path, index) for index, (path, _) in enumerate(folder.samples)], predictor.meta.image_size)
     workers = min(4, usable_cpus()) if workers is None else workers
     loader = DataLoader(
         dataset,
@@ -59,16 +66,31 @@ def evaluate_folder(
         num_workers=workers,
         collate_fn=collate,
     )
-    targets: list[np.ndarray] = []
+    read: list[np.ndarray] = []
     probs: list[np.ndarray] = []
-    for images, labels, failures in loader:
+    for images, indices, failures in loader:
         unreadable.extend(failures)
-        if len(labels):
+        if len(indices):
             probs.append(predictor.predict(images.numpy()))
-            targets.append(labels.numpy())
-        events.advanced(len(labels) + len(failures))
-    if not targets:
+            read.append(indices.numpy())
+        events.advanced(len(indices) + len(failures))
+    if not read:
         raise UsageError(f"{folder.root}: none of the images could be read")
-    all_probs, all_targets = np.concatenate(probs), np.concatenate(targets)
-    matrix = confusion_matrix(all_targets, all_probs.argmax(1), len(classes))
-    return Evaluation(classification_report(matrix, classes), unreadable, all_probs, all_targets)
+    all_probs, order = np.concatenate(probs), np.concatenate(read)
+    targets = np.array([folder.samples[i][1] for i in order], np.int64)
+    crack = classes.index(predictor.meta.crack_class) if predictor.meta.crack_class in classes else None
+    predictions = decide(all_probs, crack, threshold)
+    report = classification_report(confusion_matrix(targets, predictions, len(classes)), classes)
+    report["threshold"] = threshold
+    return Evaluation(report, unreadable, all_probs, targets, predictions, [folder.samples[i][0] for i in order])
+
+
+def decide(probs: np.ndarray, crack: int | None, threshold: float | None) -> np.ndarray:
+    """The class of each row of ``probs``: the most probable one, or with ``threshold`` the crack class
+    (index ``crack``) wherever its probability reaches the threshold and the most probable other class
+    elsewhere."""
+    if threshold is None or crack is None:
+        return probs.argmax(1)
+    others = probs.copy()
+    others[:, crack] = -np.inf
+    return np.where(probs[:, crack] >= threshold, crack, others.argmax(1))

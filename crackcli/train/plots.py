@@ -59,3 +59,32 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
     figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
     _save(figure, path)
+
+
+def plot_ranking(curves: dict, path: Path, kind: str, positive: str, threshold: float | None) -> None:
+    """The precision-recall (``kind="pr"``) or ROC (``"roc"``) curve of ``ranking_curves``, with the
+    operating point at ``threshold`` (0.5 when None) marked."""
+    x, y = (curves["recall"], curves["precision"]) if kind == "pr" else (curves["fpr"], curves["tpr"])
+    figure, axis = plt.subplots(figsize=(4.6, 4.2))
+    axis.plot(np.r_[0.0, x], np.r_[y[0] if kind == "pr" else 0.0, y], drawstyle="steps-post", lw=1.6)
+    at = threshold if threshold is not None else 0.5
+    reached = np.flatnonzero(curves["thresholds"] >= at)
+    if len(reached):
+        k = reached[-1]
+        axis.plot(x[k], y[k], "o", color="#c62828", label=f"threshold {at:g}")
+        axis.legend(loc="lower left" if kind == "pr" else "lower right")
+    if kind == "pr":
+        axis.set_xlabel(f"recall of {positive}")
+        axis.set_ylabel("precision")
+        summary = f"AP {curves['ap']:.4f}" if curves["ap"] is not None else "AP undefined"
+    else:
+        axis.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
+        axis.set_xlabel("false positive rate")
+        axis.set_ylabel(f"true positive rate ({positive})")
+        summary = f"AUROC {curves['auroc']:.4f}" if curves["auroc"] is not None else "AUROC undefined"
+    axis.set_xlim(-0.02, 1.02)
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_title(f"{'precision-recall' if kind == 'pr' else 'ROC'}: {summary}")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    _save(figure, path)
