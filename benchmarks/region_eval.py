@@ -16,6 +16,8 @@ cap: crackcli before 2026-12) and "tiles" (what scan does now: windows' own stri
 groups cut at twice the window).
 
     python benchmarks/region_eval.py MODEL [--data ../shared/data] [--json figures.json]
+    crack synth /tmp/wide/synth --count 6 --width 6000 --height 4000      # wide views, masks known
+    python benchmarks/region_eval.py MODEL --data /tmp/wide --sets synth
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    parser.add_argument("--sets", nargs="+", default=SETS, help="folders under --data with images/ and masks/")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--min-pixels", type=int, default=20)
     parser.add_argument("--json", type=Path, help="write the figures here too")
@@ -102,7 +105,7 @@ def main() -> None:
     }
     print(f"{args.model}: {settings.patch} px windows every {settings.stride} px, threshold {args.threshold}")
     results: dict[str, dict] = {}
-    for name in SETS:
+    for name in args.sets:
         root = args.data / name
         if not (root / "masks").is_dir():
             print(f"{name}: not found under {args.data}, skipped")
