@@ -4,6 +4,7 @@ Needs the `chromium` Debian package (`.ci/run` installs it where it is missing);
 """
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,13 @@ class Visit:
         self.page.goto(url)
         self.page.wait_for_load_state("load")
 
+    def wait_until(self, expression: str, seconds: float = 10.0) -> None:
+        """Poll ``expression`` in the page (its policy forbids the eval that wait_for_function uses)."""
+        deadline = time.monotonic() + seconds
+        while not self.page.evaluate(expression):
+            assert time.monotonic() < deadline, f"still false after {seconds} s: {expression}"
+            time.sleep(0.02)
+
     def names(self) -> list[str]:
         return [Path(text).name for text in self.page.locator("#rows td.name").all_inner_texts()]
 
@@ -75,7 +83,7 @@ def test_the_job_page_works_offline_and_shows_every_photo(scanned, browser, tmp_
     assert page.locator("#page-of").inner_text() == f"page 1 of 2 ({PHOTOS + 1} photos)"
     thumbnails = page.locator("img.thumb")
     thumbnails.first.scroll_into_view_if_needed()
-    page.wait_for_function("document.querySelector('img.thumb').naturalWidth > 0")
+    visit.wait_until("document.querySelector('img.thumb').naturalWidth > 0")
 
     shot = tmp_path / "page.png"
     page.screenshot(path=str(shot))
@@ -126,7 +134,7 @@ def test_the_table_sorts_filters_and_opens_a_photo_with_its_regions(scanned, bro
     row.locator("td.num button").click()
     dialog = page.locator("#detail")
     assert dialog.is_visible() and dialog.locator("h2").inner_text().endswith(cracked[0])
-    page.wait_for_function("document.querySelector('#detail-picture img').naturalWidth > 0")
+    visit.wait_until("document.querySelector('#detail-picture img').naturalWidth > 0")
     assert dialog.locator(".box").count() == regions >= 1
     assert "crack windows" in dialog.locator("dl").inner_text()
     assert visit.messages == []
@@ -155,7 +163,7 @@ def test_the_eval_page_shows_its_figures_and_mistakes_offline(crack_model, brows
     assert result.exit_code == 0, result.output
     visit = Visit(browser, (out / "index.html").as_uri())
     page = visit.page
-    page.wait_for_function("[...document.images].every((image) => image.complete)")
+    visit.wait_until("[...document.images].every((image) => image.complete)")
     figures = page.locator(".figures img")
     assert figures.count() == 3
     assert all(page.evaluate("(img) => img.naturalWidth", figures.nth(k).element_handle()) > 300 for k in range(3))

@@ -8,18 +8,14 @@ the file accounts for every photo; failed photos are left out (they have no find
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from crackcli.io.atomic import atomic_write_bytes
+from crackcli.report.pages import relative_path
 
 GEOJSON_NAME = "findings.geojson"
-
-
-def _relative(target: str | None, folder: Path) -> str | None:
-    return os.path.relpath(os.path.abspath(target), os.path.abspath(folder)) if target else None
 
 
 def _feature(row: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -39,8 +35,8 @@ def _feature(row: dict[str, Any], folder: Path) -> dict[str, Any]:
             "crack_windows": row.get("crack_windows"),
             "max_crack_prob": row.get("max_crack_prob"),
             "regions": row.get("regions"),
-            "overlay": _relative(row.get("overlay"), folder),  # relative to the file, like its links
-            "report": _relative(row.get("report"), folder),
+            "overlay": relative_path(row.get("overlay"), folder),  # relative to the file, like its links
+            "report": relative_path(row.get("report"), folder),
         },
     }
 
@@ -53,5 +49,5 @@ def findings(folder: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def write_findings(folder: Path, rows: Sequence[dict[str, Any]]) -> Path:
     path = folder / GEOJSON_NAME
-    atomic_write_bytes(path, json.dumps(findings(folder, rows), indent=1).encode())
+    atomic_write_bytes(path, json.dumps(findings(folder, rows)).encode())
     return path

@@ -23,9 +23,22 @@ def templates() -> jinja2.Environment:
     )
 
 
-def link(target: str | None, folder: Path) -> str | None:
-    """``target`` (a path as a report records it) as a URL relative to ``folder``, or None."""
+def relative_path(target: str | None, folder: Path) -> str | None:
+    """``target`` (a path as a report records it, absolute or from the working directory) relative to
+    ``folder``, or None."""
     if not target:
         return None
-    relative = os.path.relpath(os.path.abspath(target), os.path.abspath(folder))
-    return "/".join(quote(part) for part in Path(relative).parts)
+    base = _absolute(str(folder)) + os.sep
+    absolute = _absolute(target)
+    # Nearly every target is inside the folder: a prefix test spares relpath's walk over both paths.
+    return absolute[len(base) :] if absolute.startswith(base) else os.path.relpath(absolute, base)
+
+
+def link(target: str | None, folder: Path) -> str | None:
+    """``target`` as a URL relative to ``folder`` (see ``relative_path``), or None."""
+    relative = relative_path(target, folder)
+    return None if relative is None else "/".join(quote(part) for part in relative.split(os.sep))
+
+
+def _absolute(path: str) -> str:
+    return os.path.normpath(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
