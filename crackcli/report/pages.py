@@ -5,15 +5,19 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 PAGE_NAME = "index.html"  # every page crack writes is the index of its folder
 
 
 @functools.cache
 def templates() -> jinja2.Environment:
+    import jinja2  # 50 ms of imports: a scan pays them on its writer thread, while it scores
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("crackcli.report", "templates"),
         autoescape=True,

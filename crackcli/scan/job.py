@@ -33,7 +33,7 @@ from crackcli.io.exif import PhotoFacts
 from crackcli.io.images import ImageReadError, read_header, read_rgb, write_image
 from crackcli.model.predictors import Predictor
 from crackcli.report.job_files import refresh_job_files
-from crackcli.report.job_page import THUMBNAIL_SUFFIX, job_facts
+from crackcli.report.job_page import THUMBNAIL_SUFFIX, job_facts, load_template
 from crackcli.report.summary import failed_row, summary_row, write_summary
 from crackcli.scan.events import ScanEvents
 from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, region_max_side, summarize
@@ -184,6 +184,7 @@ class ScanJob:
         pending: list[tuple[Path, Future]] = []  # started, not yet recorded: at most the one in hand and the next
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as writer:
+                writer.submit(load_template)  # one-time costs, paid while the first photo is scored
                 if self.options.overlay:
                     writer.submit(load_legend_font)
                 for path, stem, decoded in self._decoded_ahead(photos, events):
