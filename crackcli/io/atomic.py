@@ -6,13 +6,15 @@ read-only disk) become one ``OutputError`` naming the path and the fix, wherever
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from crackcli.errors import CrackError
 
@@ -94,6 +96,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_writer(path) as handle:
         handle.write(data)
+
+
+def atomic_write_csv(path: Path, fields: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """A UTF-8 CSV table with a header row; keys of a row beyond ``fields`` are left out."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8", "surrogateescape"))
 
 
 def remove_leftover_parts(folder: Path, names: tuple[str, ...]) -> None:

@@ -9,13 +9,12 @@ JSON list of ``[x0, y0, x1, y1, max_prob]`` in photo pixels.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from crackcli.io.atomic import atomic_write_bytes
+from crackcli.io.atomic import atomic_write_csv
 
 SUMMARY_FIELDS = (
     "image",
@@ -77,11 +76,7 @@ def failed_row(image: str, message: str) -> dict[str, Any]:
 
 
 def write_summary(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, SUMMARY_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buffer.getvalue().encode("utf-8", "surrogateescape"))
+    atomic_write_csv(path, SUMMARY_FIELDS, rows)
 
 
 def read_summary(path: Path) -> list[dict[str, Any]]:

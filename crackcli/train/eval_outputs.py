@@ -4,8 +4,6 @@ of the misclassified images and an ``index.html`` showing all of it."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +13,7 @@ import numpy as np
 
 from crackcli.data.preprocess import fit_patch
 from crackcli.errors import CrackError, UsageError
-from crackcli.io.atomic import atomic_write_bytes, make_folder
+from crackcli.io.atomic import atomic_write_bytes, atomic_write_csv, make_folder
 from crackcli.io.images import read_rgb, write_image
 from crackcli.model.metrics import ranking_curves
 from crackcli.model.predictors import Predictor
@@ -103,19 +101,11 @@ def write_eval_folder(out: Path, evaluation: Evaluation, report: dict[str, Any])
             plot_ranking(curves, out / f"{kind}_curve.png", kind, report["crack_class"], report["threshold"])
         figures = ["pr_curve.png", "roc_curve.png", *figures]
     rows = report["misclassified"]
-    _write_mistakes_table(out / "misclassified.csv", rows)
+    atomic_write_csv(out / "misclassified.csv", MISTAKE_FIELDS, rows)
     shown = _write_thumbnails(out / "misclassified", rows)
     atomic_write_bytes(out / "eval.json", json.dumps(report, indent=1).encode())
     page = write_eval_page(out, report, figures, shown)
     return [out / name for name in figures] + [out / "misclassified.csv", out / "eval.json", page]
-
-
-def _write_mistakes_table(path: Path, rows: list[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, MISTAKE_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buffer.getvalue().encode("utf-8", "surrogateescape"))
 
 
 def _write_thumbnails(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
