@@ -1,7 +1,16 @@
+import os
 from pathlib import Path
 
 import pytest
 from helpers import write_patch_folders, write_photo
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite runs on the CPU even on a GPU machine (exact resumes, one device per comparison): GPUs
+    are hidden from this process and its subprocesses unless the GPU set is asked for (``-m gpu``)."""
+    marks = config.getoption("markexpr") or ""
+    if "gpu" not in marks or "not gpu" in marks:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 @pytest.fixture

@@ -58,3 +58,24 @@ def test_state_round_trip_continues_identically():
 def test_decay_outside_zero_one_is_refused(decay):
     with pytest.raises(ValueError, match="decay"):
         WeightAverage(small_net(), decay)
+
+
+def test_an_update_is_a_couple_of_fused_operations_whatever_the_network():
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torchvision.models import resnet18
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    net = resnet18()
+    average = WeightAverage(net, decay=0.99)
+    average.update(net)  # the first update gathers the tensor lists
+    with Count() as counted:
+        average.update(net)
+    assert len(net.state_dict()) > 100 and len(counted.ops) <= 2, counted.ops

@@ -218,3 +218,60 @@ def test_unknown_loss_is_a_usage_error():
 
     with pytest.raises(UsageError, match="choose one of"):
         build_loss("hinge", 2, 4)
+
+
+# Operations that make a GPU program wait for the device: reading a value back (item, tolist, float,
+# bool), and shapes that depend on values (boolean masks, unique).
+SYNCING = ("aten._local_scalar_dense", "aten.nonzero", "aten._unique2", "aten.unique", "aten.masked_select")
+
+
+def syncing_ops(run) -> list[str]:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = str(func.overloadpacket)
+            if name.startswith(SYNCING):
+                self.seen.append(name)
+            return func(*args, **(kwargs or {}))
+
+    with Count() as counted:
+        run()
+    return counted.seen
+
+
+@pytest.mark.parametrize("name", ["isda", "igmsda"])
+def test_the_augmented_losses_never_wait_for_the_device_when_given_the_host_labels(name):
+    torch.manual_seed(0)
+    features = torch.randn(32, 16, requires_grad=True)
+    labels = torch.randint(0, 3, (32,))
+    head = torch.nn.Linear(16, 3)
+    loss_fn = build_loss(name, 3, 16)
+    progress = Progress(iteration=5, total_iterations=10, epoch=1, epochs=2)
+    loss_fn(features, labels, head, progress, host_labels=labels.clone())  # the first step reads the counts once
+
+    def step():
+        loss_fn(features, labels, head, progress, host_labels=labels.clone()).backward()
+
+    assert syncing_ops(step) == []
+    # The counter sees them where they are: the same loss without host labels groups on the device.
+    assert syncing_ops(lambda: loss_fn(features, labels, head, progress).backward())
+
+
+def test_host_and_device_grouping_give_the_same_statistics():
+    torch.manual_seed(1)
+    on_host, on_device = build_loss("igmsda", 3, 8), build_loss("igmsda", 3, 8)
+    head = torch.nn.Linear(8, 3)
+    progress = Progress(iteration=1, total_iterations=4, epoch=1, epochs=2)
+    for _ in range(4):
+        features, labels = torch.randn(20, 8), torch.randint(0, 3, (20,))
+        torch.testing.assert_close(
+            on_host(features, labels, head, progress, host_labels=labels.clone()),
+            on_device(features, labels, head, progress),
+        )
+    for buffer in ("count", "mean", "covariance"):
+        torch.testing.assert_close(getattr(on_host.estimator, buffer), getattr(on_device.estimator, buffer))

@@ -340,3 +340,48 @@ def test_the_patch_size_prepare_cut_reaches_the_model_and_the_scan(tmp_path):
     # Class folders without a manifest (CCIC-like data) keep the 224 px default.
     plain = Trainer(tiny_config(write_patch_folders(tmp_path / "plain", {"train": 4, "val": 2}), tmp_path, epochs=1))
     assert plain.meta.patch_size == 224
+
+
+def test_an_empty_gradient_scaler_state_restores_into_an_fp16_run():
+    import torch
+
+    from crackcli.train.state import restore_scaler
+
+    disabled = torch.amp.GradScaler("cpu", enabled=False)  # what a CPU or bf16 run saves: {}
+    in_use = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
+    with pytest.raises(RuntimeError):
+        in_use.load_state_dict(disabled.state_dict())  # what resuming did before
+    restore_scaler(in_use, disabled.state_dict())
+    assert in_use.get_scale() == 1024.0
+    saved = torch.amp.GradScaler("cpu", enabled=True, init_scale=8.0).state_dict()
+    restore_scaler(in_use, saved)
+    assert in_use.get_scale() == 8.0
+
+
+def test_amp_follows_the_device_and_the_option():
+    import torch
+
+    from crackcli.train.trainer import amp_dtype_for
+
+    assert amp_dtype_for(torch.device("cpu"), None) is None  # off on the CPU unless asked for
+    assert amp_dtype_for(torch.device("cpu"), True) == torch.bfloat16
+    assert amp_dtype_for(torch.device("cuda"), False) is None
+
+
+def test_loaders_that_would_overflow_shared_memory_are_named_with_the_fix():
+    import os
+
+    from crackcli.train.data import shared_memory_note
+
+    from pathlib import Path
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm on this system")
+    stats = os.statvfs(shm)
+    free = stats.f_bavail * stats.f_frsize
+    assert shared_memory_note(2, 32, 96) is None or free < 2 * 4 * 32 * 3 * 96 * 96
+    batch = free // (16 * 4 * 3 * 224 * 224) + 1  # just more than fits
+    note = shared_memory_note(16, batch, 224)
+    assert note and "--shm-size=" in note and "--workers" in note and str(shm) in note
+    assert shared_memory_note(0, batch, 224) is None  # no loader processes, nothing in shared memory

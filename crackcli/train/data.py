@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +77,33 @@ def loader_workers(config: TrainConfig, device: torch.device, context: Context) 
     if config.workers is not None:
         return config.workers
     cpus = max(1, usable_cpus() // context.world)
-    # On a GPU, decoding must keep up with it; on the CPU the model competes with the loaders for cores.
-    return min(16, cpus) if device.type == "cuda" else min(4, max(1, cpus // 2))
+    # On a GPU, decoding must keep up with it, but the main process (and its CUDA launches) keeps two
+    # cores; on the CPU the model competes with the loaders for cores.
+    return min(16, max(1, cpus - 2)) if device.type == "cuda" else min(4, max(1, cpus // 2))
+
+
+PREFETCH_BATCHES = 4  # per loader process
+
+
+def shared_memory_note(workers: int, batch: int, image_size: int, shm: Path = Path("/dev/shm")) -> str | None:
+    """A warning when the batches loader processes keep in flight would not fit in shared memory (the
+    64 MB a container gets by default), where they would stop training with a bus error; else None."""
+    if workers <= 0 or not shm.is_dir():
+        return None
+    in_flight = workers * PREFETCH_BATCHES * batch * 3 * image_size * image_size
+    stats = os.statvfs(shm)
+    free = stats.f_bavail * stats.f_frsize
+    if in_flight <= free:
+        return None
+    return (
+        f"the {workers} loader processes keep about {in_flight / 2**20:,.0f} MiB of batches in shared memory, "
+        f"but {shm} has {free / 2**20:,.0f} MiB free: give it more (docker run --shm-size={_gib(in_flight)}g) "
+        "or pass fewer --workers (0: decode in the main process)"
+    )
+
+
+def _gib(size: int) -> int:
+    return max(1, -(-2 * size // 2**30))  # twice what is in flight, rounded up to whole GiB
 
 
 def make_loader(
@@ -105,7 +131,7 @@ def make_loader(
         pin_memory=device.type == "cuda",
         # Workers restart each epoch (cheap with fork): persistent ones took 5 s each to shut down here,
         # as in pytorch/pytorch#81794.
-        prefetch_factor=4 if workers > 0 else None,
+        prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
         generator=torch.Generator(),  # keeps the loader off the global RNG, which resume restores
     )
     return batches, loader

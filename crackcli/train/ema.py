@@ -24,6 +24,7 @@ class WeightAverage:
         self.updates = 0
         self.model = copy.deepcopy(source).eval()
         self.model.requires_grad_(False)
+        self._cached: tuple[torch.nn.Module, tuple[list, list], tuple[list, list]] | None = None
 
     def current_decay(self) -> float:
         """The share of the average the next update keeps."""
@@ -33,13 +34,27 @@ class WeightAverage:
     def update(self, source: torch.nn.Module) -> None:
         keep = self.current_decay()
         self.updates += 1
-        averaged = self.model.state_dict()
-        for name, value in source.state_dict().items():
-            target = averaged[name]
-            if target.dtype.is_floating_point:
-                target.lerp_(value.detach(), 1.0 - keep)
-            else:
-                target.copy_(value)  # counters such as batch norm's num_batches_tracked
+        floats, counters = self._pairs(source)
+        # One fused launch for all float tensors (a per-tensor loop made 320 launches a step on ResNet50).
+        torch._foreach_lerp_(floats[0], floats[1], 1.0 - keep)
+        if counters[0]:
+            torch._foreach_copy_(counters[0], counters[1])  # e.g. batch norm's num_batches_tracked
+
+    def _pairs(self, source: torch.nn.Module) -> tuple[tuple[list, list], tuple[list, list]]:
+        """(averaged, source) tensor lists, floats and counters, taken once per source: parameters and
+        buffers stay the same tensors for the whole run (the trainer moves the model before averaging)."""
+        if self._cached is None or self._cached[0] is not source:
+            mine = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
+            theirs = dict(source.named_parameters()) | dict(source.named_buffers())
+            names = list(mine)
+            floating = [n for n in names if mine[n].dtype.is_floating_point]
+            counting = [n for n in names if not mine[n].dtype.is_floating_point]
+            self._cached = (
+                source,
+                ([mine[n] for n in floating], [theirs[n].detach() for n in floating]),
+                ([mine[n] for n in counting], [theirs[n] for n in counting]),
+            )
+        return self._cached[1], self._cached[2]
 
     def state_dict(self) -> dict[str, Any]:
         return {"decay": self.decay, "updates": self.updates}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import distributed as dist
@@ -53,30 +54,57 @@ class CovarianceEstimator(nn.Module):
         self.register_buffer("count", torch.zeros(num_classes, dtype=torch.float32))
         self.register_buffer("mean", torch.zeros(num_classes, feature_dim, dtype=torch.float32))
         self.register_buffer("covariance", torch.zeros(num_classes, feature_dim, feature_dim, dtype=torch.float32))
+        self._host_count: list[float] | None = None  # ``count`` in host memory: see ``_counts``
 
     @torch.no_grad()
-    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+    def update(self, features: torch.Tensor, labels: torch.Tensor, host_labels: torch.Tensor | None = None) -> None:
+        """Fold in a batch.  With ``host_labels`` (the same labels in CPU memory, as the loader gave them)
+        the classes are grouped on the host and the counts kept there, so the update never waits for
+        the GPU; without them (or across ranks) the groups are found on the device."""
         with _autocast_off(features.device):
-            x, labels = _gather_global_batch(features.detach().to(self.mean.dtype), labels)
+            x = features.detach().to(self.mean.dtype)
+            if host_labels is not None and not _distributed():
+                grouped = host_labels.numpy()
+                for cls in np.unique(grouped).tolist():
+                    rows = torch.from_numpy(np.flatnonzero(grouped == cls)).to(x.device, non_blocking=True)
+                    self._update_class(cls, x.index_select(0, rows))
+                return
+            x, labels = _gather_global_batch(x, labels)
             for cls in labels.unique().tolist():
                 self._update_class(cls, x[labels == cls])
 
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._host_count = None  # read again from the loaded buffer
+
+    def _counts(self) -> list[float]:
+        """The per-class counts, mirrored in host memory (read from the device once per run)."""
+        if self._host_count is None:
+            self._host_count = self.count.tolist()
+        return self._host_count
+
     def _update_class(self, cls: int, x: torch.Tensor) -> None:
         n = x.shape[0]
-        total = self.count[cls] + n
+        counts = self._counts()
+        total = counts[cls] + n
+        counts[cls] = total
         share = n / total
         batch_mean = x.mean(0)
         delta = self.mean[cls] - batch_mean
         # Σ' = (1-s)·Σ + s·Σ_batch + s(1-s)·δδᵀ as one rank-(n+1) update: a single pass over the F×F matrix.
-        rows = torch.cat([(x - batch_mean) * (share / n).sqrt(), delta.unsqueeze(0) * (share * (1 - share)).sqrt()])
-        self.covariance[cls].addmm_(rows.T, rows, beta=float(1 - share))
+        rows = torch.cat([(x - batch_mean) * math.sqrt(share / n), delta.unsqueeze(0) * math.sqrt(share * (1 - share))])
+        self.covariance[cls].addmm_(rows.T, rows, beta=1 - share)
         self.mean[cls].add_(share * (batch_mean - self.mean[cls]))
         self.count[cls] = total
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def _gather_global_batch(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The concatenated batches of all ranks (the local batch when not distributed)."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    if not _distributed():
         return x, labels
     world = dist.get_world_size()
     size = torch.tensor([x.shape[0]], device=x.device)
@@ -170,13 +198,18 @@ class FeatureLoss(nn.Module):
     """A training loss over features, labels and the linear classifier that reads them."""
 
     def forward(
-        self, features: torch.Tensor, labels: torch.Tensor, classifier: nn.Linear, progress: Progress
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        classifier: nn.Linear,
+        progress: Progress,
+        host_labels: torch.Tensor | None = None,  # ``labels`` in CPU memory, where the loader has them
     ) -> torch.Tensor:
         raise NotImplementedError
 
 
 class CrossEntropy(FeatureLoss):
-    def forward(self, features, labels, classifier, progress):
+    def forward(self, features, labels, classifier, progress, host_labels=None):
         with _autocast_off(features.device):
             return F.cross_entropy(classifier(*_upcast(features)), labels)
 
@@ -188,7 +221,7 @@ class FocalLoss(FeatureLoss):
         super().__init__()
         self.gamma = gamma
 
-    def forward(self, features, labels, classifier, progress):
+    def forward(self, features, labels, classifier, progress, host_labels=None):
         with _autocast_off(features.device):
             log_pt = -F.cross_entropy(classifier(*_upcast(features)), labels, reduction="none")
             return (-((1 - log_pt.exp()) ** self.gamma) * log_pt).mean()
@@ -212,20 +245,22 @@ class _AugmentedLoss(FeatureLoss):
         return progress.iteration / max(progress.total_iterations, 1) * self.alpha0 + 1
 
     def _prepare(
-        self, features: torch.Tensor, labels: torch.Tensor, classifier: nn.Linear
+        self, features: torch.Tensor, labels: torch.Tensor, classifier: nn.Linear, host_labels: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        self.estimator.update(features, labels)
+        self.estimator.update(features, labels, host_labels)
         return features, labels, classifier.weight, classifier.bias, self.estimator.covariance
 
 
 class ISDALoss(_AugmentedLoss):
-    def forward(self, features, labels, classifier, progress):
-        return isda_bound(*self._prepare(features, labels, classifier), self.lam(progress))
+    def forward(self, features, labels, classifier, progress, host_labels=None):
+        return isda_bound(*self._prepare(features, labels, classifier, host_labels), self.lam(progress))
 
 
 class IGMSDALoss(_AugmentedLoss):
-    def forward(self, features, labels, classifier, progress):
-        return igmsda_bound(*self._prepare(features, labels, classifier), self.lam(progress), self.alpha(progress))
+    def forward(self, features, labels, classifier, progress, host_labels=None):
+        return igmsda_bound(
+            *self._prepare(features, labels, classifier, host_labels), self.lam(progress), self.alpha(progress)
+        )
 
 
 class ExplicitGMLoss(_AugmentedLoss):
@@ -235,8 +270,8 @@ class ExplicitGMLoss(_AugmentedLoss):
         super().__init__(num_classes, feature_dim, lambda0, alpha0)
         self.samples = samples
 
-    def forward(self, features, labels, classifier, progress):
-        a, labels, weight, bias, cov = self._prepare(features, labels, classifier)
+    def forward(self, features, labels, classifier, progress, host_labels=None):
+        a, labels, weight, bias, cov = self._prepare(features, labels, classifier, host_labels)
         with _autocast_off(a.device):
             a, weight, bias, cov = _upcast(a, weight, bias, cov)
             samples = a.unsqueeze(0).expand(self.samples, *a.shape)

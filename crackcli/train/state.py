@@ -60,7 +60,15 @@ class TrainingParts:
             self.model.load_state_dict(payload["model"])
         self.loss_fn.load_state_dict(payload["loss"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        self.scaler.load_state_dict(payload["grad_scaler"])
+        restore_scaler(self.scaler, payload["grad_scaler"])
         torch.set_rng_state(payload["rng"]["torch"])
         if self.device.type == "cuda" and "cuda" in payload["rng"]:
             torch.cuda.set_rng_state(payload["rng"]["cuda"], self.device)
+
+
+def restore_scaler(scaler: torch.amp.GradScaler, saved: dict[str, Any]) -> None:
+    """Put back a gradient scaler's state; a run without fp16 (CPU, bf16) saved an empty one, which a
+    scaler in use cannot load, and which leaves nothing to restore (an fp16 run resumed from it starts
+    its loss scale afresh)."""
+    if saved:
+        scaler.load_state_dict(saved)

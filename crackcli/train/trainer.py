@@ -31,7 +31,7 @@ from crackcli.model.meta import ModelMeta, default_crack_class
 from crackcli.model.metrics import classification_report
 from crackcli.train import distributed
 from crackcli.train.config import TrainConfig
-from crackcli.train.data import load_train_data, make_loader
+from crackcli.train.data import load_train_data, make_loader, shared_memory_note
 from crackcli.train.ema import WeightAverage
 from crackcli.train.events import TrainEvents
 from crackcli.train.losses import Progress, build_loss
@@ -104,7 +104,7 @@ class Trainer:
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
-        self.amp_dtype = self._amp_dtype()
+        self.amp_dtype = amp_dtype_for(self.device, self.config.amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.average = WeightAverage(self.model, config.ema) if config.ema > 0 else None
         self.parts = TrainingParts(self.model, self.average, self.loss_fn, self.optimizer, self.scaler, self.device)
@@ -118,6 +118,10 @@ class Trainer:
         self.val_batches, self.val_loader = make_loader(
             self.data.val, config, self.context, self.device, None, train=False
         )
+        per_rank = max(1, config.batch // self.context.world)
+        short = shared_memory_note(self.train_loader.num_workers, per_rank, config.image_size)
+        if short:
+            self.events.warning(short)
         self.history: list[dict[str, Any]] = []
         self._skipped: set[str] = set()
         self.start_epoch = 0
@@ -142,14 +146,6 @@ class Trainer:
         folder = RunFolder.reopen(checkpoint.parent)
         folder.check_owner(checkpoint, payload)
         return cls(TrainConfig.from_dict(payload["config"]), events, resume_from=payload, folder=folder)
-
-    def _amp_dtype(self) -> torch.dtype | None:
-        enabled = self.config.amp if self.config.amp is not None else self.device.type == "cuda"
-        if not enabled:
-            return None
-        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            return torch.float16
-        return torch.bfloat16
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -237,7 +233,8 @@ class Trainer:
             progress = Progress(epoch * steps + step, config.epochs * steps, epoch, config.epochs)
             with self._autocast():
                 features = self.trained(x, features_only=True)
-            loss = self.loss_fn(features, y, self.model.classifier, progress)  # float32 inside, outside autocast
+            # float32 inside, outside autocast; the CPU labels let the covariance update skip device syncs
+            loss = self.loss_fn(features, y, self.model.classifier, progress, host_labels=batch.labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             value = float(distributed.all_reduce_sum(loss.detach().clone(), self.context)) / self.context.world
@@ -338,3 +335,18 @@ def _report_columns(report: dict[str, Any]) -> dict[str, float]:
         for key in ("precision", "recall", "f1"):
             columns[f"val_{key}_{name}"] = float(figures[key])
     return columns
+
+
+def amp_dtype_for(device: torch.device, amp: bool | None) -> torch.dtype | None:
+    """The autocast dtype of training on ``device`` (``amp`` None: on for CUDA only), or None for float32.
+
+    bf16 only where the GPU computes it natively (Ampere and later): ``is_bf16_supported()`` alone also
+    counts emulation, which gives T4 and V100 bf16 autocast without bf16 convolution engines.  Elsewhere
+    fp16, which the trainer pairs with a gradient scaler.
+    """
+    enabled = amp if amp is not None else device.type == "cuda"
+    if not enabled:
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.float16
+    return torch.bfloat16
