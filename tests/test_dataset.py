@@ -205,3 +205,43 @@ def test_synthetic_cracks_need_a_clean_class():
     ):
         with pytest.raises(UsageError):
             synthetic_cracks_for(share, classes, crack)
+
+
+def test_training_batches_are_the_same_from_forked_and_fork_server_workers(patch_data):
+    """Several GPU processes start their loaders from a fork server (NCCL is not fork-safe): the
+    dataset, its augmentation and its painting must travel there and give the same batches."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from crackcli.data.augment import build_augment
+    from crackcli.data.batches import EpochBatches, PatchDataset, collate
+    from crackcli.data.folders import index_folder
+    from crackcli.data.painting import SyntheticCracks
+    from crackcli.train.data import needs_spawned_workers
+    from crackcli.train.distributed import Context
+
+    assert needs_spawned_workers(torch.device("cuda"), Context(world=2))
+    assert not needs_spawned_workers(torch.device("cuda"), Context()) and not needs_spawned_workers(
+        torch.device("cpu"), Context(world=2)
+    )
+    samples = index_folder(patch_data / "train").samples
+    dataset = PatchDataset(
+        samples,
+        32,
+        build_augment("field"),
+        seed=3,
+        synthetic_cracks=SyntheticCracks(0.3, 1, 0, stain_share=0.2, confuser_share=0.2),
+    )
+
+    def epochs(**start) -> list[torch.Tensor]:
+        batches = EpochBatches(len(dataset), 8, shuffle=True, seed=3)
+        loader = DataLoader(dataset, batch_sampler=batches, num_workers=2, collate_fn=collate, **start)
+        seen = []
+        for epoch in range(2):
+            batches.set_epoch(epoch)
+            seen += [torch.cat([b.images.flatten(), b.labels]) for b in loader]
+        return seen
+
+    forked = epochs()
+    served = epochs(multiprocessing_context="forkserver", persistent_workers=True)
+    assert len(forked) == len(served) and all(torch.equal(a, b) for a, b in zip(forked, served))

@@ -370,10 +370,9 @@ def test_amp_follows_the_device_and_the_option():
 
 def test_loaders_that_would_overflow_shared_memory_are_named_with_the_fix():
     import os
+    from pathlib import Path
 
     from crackcli.train.data import shared_memory_note
-
-    from pathlib import Path
 
     shm = Path("/dev/shm")
     if not shm.is_dir():

@@ -123,15 +123,24 @@ def make_loader(
         len(dataset), per_rank, shuffle=train, seed=config.seed, rank=ctx.rank, world=ctx.world, even=train
     )
     workers = loader_workers(config, device, ctx)
+    spawned = workers > 0 and needs_spawned_workers(device, ctx)
     loader = DataLoader(
         dataset,
         batch_sampler=batches,
         num_workers=workers,
         collate_fn=collate,
         pin_memory=device.type == "cuda",
-        # Workers restart each epoch (cheap with fork): persistent ones took 5 s each to shut down here,
-        # as in pytorch/pytorch#81794.
+        # Forked workers restart each epoch (cheap): persistent ones took 5 s each to shut down here, as
+        # in pytorch/pytorch#81794.  Workers started from a clean server are dear to start, so they stay.
         prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
+        multiprocessing_context="forkserver" if spawned else None,
+        persistent_workers=spawned,
         generator=torch.Generator(),  # keeps the loader off the global RNG, which resume restores
     )
     return batches, loader
+
+
+def needs_spawned_workers(device: torch.device, ctx: Context) -> bool:
+    """Whether loader processes must not be forked: several GPU processes have started NCCL, which is
+    not safe to fork (as the DDP documentation warns), so they start from a fork server instead."""
+    return device.type == "cuda" and ctx.world > 1
