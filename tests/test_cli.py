@@ -96,6 +96,7 @@ def test_an_option_error_from_the_core_reaches_the_user_as_its_flag(tmp_path):
         (["train", "{folder}", "--workers", "-1"], "--workers -1"),
         (["train", "{folder}", "--lr", "nan"], "--lr nan"),
         (["eval", "{model}", "{folder}", "--workers", "-1"], "--workers -1"),
+        (["eval", "{model}", "{folder}", "--threshold", "2"], "--threshold 2.0"),
     ],
 )
 def test_option_values_that_cannot_work_are_refused_before_any_work(tmp_path, command, flag):
@@ -108,7 +109,7 @@ def test_option_values_that_cannot_work_are_refused_before_any_work(tmp_path, co
     values = {"photo": str(photo), "folder": str(tmp_path / "in"), "model": str(model)}
     args = [part.format(**values) for part in command] + ["--out" if command[0] != "train" else "--project"]
     args.append(str(tmp_path / "out"))
-    if command[0] in ("eval", "synth"):  # no --out: eval writes nothing, synth takes its folder as an argument
+    if command[0] == "synth":  # no --out: synth takes its folder as an argument
         args = args[:-2]
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output

@@ -86,6 +86,10 @@ def train(
         bool | None,
         typer.Option("--amp/--no-amp", help="Mixed precision (bf16 where supported) (default: on for CUDA)."),
     ] = None,
+    sync_bn: Annotated[
+        bool,
+        typer.Option("--sync-bn/--no-sync-bn", help="With several GPUs, batch norm over the global batch."),
+    ] = True,
     workers: Annotated[int | None, typer.Option(help="Image decoding processes (default: by device and CPUs).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, order, augmentation and held-out split.")] = 0,
     crack_class: Annotated[str | None, typer.Option(help="The class scans report as crack (default: 'crack').")] = None,
@@ -135,6 +139,7 @@ def train(
             limit_per_class=limit_per_class,
             device=device,
             amp=amp,
+            sync_bn=sync_bn,
             workers=workers,
             seed=seed,
             strict=strict,

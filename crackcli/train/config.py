@@ -44,6 +44,7 @@ class TrainConfig:
     limit_per_class: int | None = None
     device: str = "auto"
     amp: bool | None = None  # None: on for CUDA
+    sync_bn: bool = True  # with several GPUs, batch-norm statistics over the global batch
     workers: int | None = None
     seed: int = 0
     strict: bool = False

@@ -83,9 +83,9 @@ def check_out_folder(out: Path, force: bool) -> None:
     """Refuse a folder that holds files unless ``force``: an earlier evaluation's figures are not replaced
     without being asked."""
     if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: is a file; pass a folder to --out")
+        raise UsageError(f"{out}: is a file; pass a folder as `out`")
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise UsageError(f"{out}: holds files already; pass --force to replace them, or another --out")
+        raise UsageError(f"{out}: holds files already; pass `force` to replace them, or another `out`")
 
 
 def write_eval_folder(out: Path, evaluation: Evaluation, report: dict[str, Any]) -> list[Path]:

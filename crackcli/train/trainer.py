@@ -91,6 +91,9 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         weights = None if resume_from is not None else config.weights
         self.model = build_model(config.backbone, len(self.classes), weights).to(self.device)
+        if cuda and self.context.world > 1 and config.sync_bn:
+            # Each GPU's share of the batch may be a few images: normalise with the whole batch's statistics.
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         if cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.loss_fn = build_loss(
