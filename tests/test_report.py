@@ -153,3 +153,28 @@ def test_crack_report_needs_a_scan_folder(tmp_path):
         result = runner.invoke(app, ["report", str(folder)])
         assert result.exit_code == 2 and says in result.stderr and "Traceback" not in result.output
         assert result.stderr.count("\n") == 1
+
+
+def test_crack_report_from_another_directory_keeps_the_links_of_a_relative_out(crack_model, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    _, model, _ = crack_model
+    work = tmp_path / "work"
+    (work / "photos" / "east").mkdir(parents=True)
+    write_image(work / "photos" / "east" / "p.png", texture_photo(128, 128, seed=5, crack_rows=(64,)))
+    monkeypatch.chdir(work)
+    scan_photos(["photos"], ScanOptions(model=model, out=Path("runs/scan/x"), patch=64))
+    with open("runs/scan/x/summary.csv", newline="") as handle:
+        recorded = next(csv.DictReader(handle))["report"]
+    assert recorded == "runs/scan/x/east/p.json"  # relative to the directory the scan ran in
+
+    moved = tmp_path / "elsewhere" / "x"  # the folder copied away, the page rebuilt from another directory
+    moved.parent.mkdir()
+    Path("runs/scan/x").rename(moved)
+    (moved / "index.html").unlink()
+    done = subprocess.run([sys.executable, "-m", "crackcli", "report", str(moved)], cwd=tmp_path, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    [photo] = island((moved / "index.html").read_text())
+    assert photo["report"] == "east/p.json" and photo["thumb"] == "east/p_thumb.jpg", photo
+    assert (moved / photo["overlay"]).is_file() and "crack class" in (moved / "index.html").read_text()

@@ -10,15 +10,16 @@ from typing import Any
 
 from crackcli.report.geojson import write_findings
 from crackcli.report.job_page import job_facts, write_page
+from crackcli.report.pages import relative_path
 from crackcli.report.summary import merged_rows, read_summary, summary_files, write_summary
 
 
-def first_report(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+def first_report(folder: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The report of the first photo that has one (the model and settings of the job)."""
     for row in rows:
         if row.get("status") != "failed" and row.get("report"):
             try:
-                return json.loads(Path(row["report"]).read_text(encoding="utf-8"))
+                return json.loads((folder / str(relative_path(row["report"], folder))).read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
     return None
@@ -34,7 +35,7 @@ def refresh_job_files(
     tables += [path for path in own if path not in tables]
     rows = merged_rows(own[path] if path in own else read_summary(path) for path in sorted(tables))
     write_findings(folder, rows)
-    write_page(folder, rows, job if job is not None else job_facts(first_report(rows)), sorted(tables))
+    write_page(folder, rows, job if job is not None else job_facts(first_report(folder, rows)), sorted(tables))
     return rows
 
 

@@ -16,18 +16,19 @@ from typing import Any
 
 from crackcli import __version__
 from crackcli.io.atomic import atomic_write_bytes
-from crackcli.report.pages import PAGE_NAME, link, templates
+from crackcli.report.pages import PAGE_NAME, link, relative_path, templates
 from crackcli.report.summary import region_boxes
 
 THUMBNAIL_SUFFIX = "_thumb.jpg"
 OVERLAY_SUFFIX = "_overlay.jpg"
 
 
-def _thumbnail(overlay: str | None) -> str | None:
+def _thumbnail(overlay: str | None, folder: Path) -> str | None:
     if not overlay or not overlay.endswith(OVERLAY_SUFFIX):
         return None
     thumb = overlay[: -len(OVERLAY_SUFFIX)] + THUMBNAIL_SUFFIX
-    return thumb if Path(thumb).is_file() else overlay  # folders scanned before thumbnails existed
+    found = (folder / str(relative_path(thumb, folder))).is_file()
+    return thumb if found else overlay  # folders scanned before thumbnails existed
 
 
 def _photo(row: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def _photo(row: dict[str, Any], folder: Path) -> dict[str, Any]:
         "alt": row.get("altitude"),
         "report": link(row.get("report"), folder),
         "overlay": link(row.get("overlay"), folder),
-        "thumb": link(_thumbnail(row.get("overlay")), folder),
+        "thumb": link(_thumbnail(row.get("overlay"), folder), folder),
         "error": row.get("error") or None,
     }
 

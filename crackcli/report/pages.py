@@ -28,14 +28,26 @@ def templates() -> jinja2.Environment:
 
 
 def relative_path(target: str | None, folder: Path) -> str | None:
-    """``target`` (a path as a report records it, absolute or from the working directory) relative to
-    ``folder``, or None."""
+    """``target`` (a path as a report records it, absolute or from the working directory of the scan)
+    relative to ``folder``, or None.
+
+    A relative path recorded from another working directory (`crack report` run elsewhere, or the
+    folder moved) is found inside ``folder`` by its trailing parts: ``runs/scan/x/sub/a.json`` is
+    ``sub/a.json`` of the folder that holds it.
+    """
     if not target:
         return None
     base = _absolute(str(folder)) + os.sep
     absolute = _absolute(target)
     # Nearly every target is inside the folder: a prefix test spares relpath's walk over both paths.
-    return absolute[len(base) :] if absolute.startswith(base) else os.path.relpath(absolute, base)
+    if absolute.startswith(base):
+        return absolute[len(base) :]
+    if not os.path.isabs(target) and not os.path.exists(absolute):
+        parts = Path(target).parts
+        for start in range(1, len(parts)):
+            if os.path.exists(os.path.join(base, *parts[start:])):
+                return os.path.join(*parts[start:])
+    return os.path.relpath(absolute, base)
 
 
 def link(target: str | None, folder: Path) -> str | None:
