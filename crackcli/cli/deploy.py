@@ -170,7 +170,8 @@ def scan(
     settings = planned.job.settings
     if not quiet:
         err.print(
-            f"scanning {len(planned.photos)} photos with {planned.predictor.describe()}, {planned.job.mode} mode, "
+            f"scanning {len(planned.photos)} photo{'s' if len(planned.photos) != 1 else ''} with "
+            f"{planned.predictor.describe()}, {planned.job.mode} mode, "
             f"{settings.patch} px windows every {settings.stride} px → {planned.out}",
             highlight=False,
             soft_wrap=True,
