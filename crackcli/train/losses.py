@@ -54,7 +54,7 @@ class CovarianceEstimator(nn.Module):
         self.register_buffer("count", torch.zeros(num_classes, dtype=torch.float32))
         self.register_buffer("mean", torch.zeros(num_classes, feature_dim, dtype=torch.float32))
         self.register_buffer("covariance", torch.zeros(num_classes, feature_dim, feature_dim, dtype=torch.float32))
-        self._host_count: list[float] | None = None  # ``count`` in host memory: see ``_counts``
+        self._host_count: np.ndarray | None = None  # ``count`` in host memory: see ``_counts``
 
     @torch.no_grad()
     def update(self, features: torch.Tensor, labels: torch.Tensor, host_labels: torch.Tensor | None = None) -> None:
@@ -77,25 +77,26 @@ class CovarianceEstimator(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
         self._host_count = None  # read again from the loaded buffer
 
-    def _counts(self) -> list[float]:
-        """The per-class counts, mirrored in host memory (read from the device once per run)."""
+    def _counts(self) -> np.ndarray:
+        """The per-class counts, mirrored in host memory as float32 like the buffer (read from the
+        device once per run), so the shares below round exactly as they would on the device."""
         if self._host_count is None:
-            self._host_count = self.count.tolist()
+            self._host_count = self.count.cpu().numpy().copy()
         return self._host_count
 
     def _update_class(self, cls: int, x: torch.Tensor) -> None:
-        n = x.shape[0]
+        n = np.float32(x.shape[0])
         counts = self._counts()
-        total = counts[cls] + n
-        counts[cls] = total
+        counts[cls] += n
+        total = counts[cls]
         share = n / total
         batch_mean = x.mean(0)
         delta = self.mean[cls] - batch_mean
         # Σ' = (1-s)·Σ + s·Σ_batch + s(1-s)·δδᵀ as one rank-(n+1) update: a single pass over the F×F matrix.
-        rows = torch.cat([(x - batch_mean) * math.sqrt(share / n), delta.unsqueeze(0) * math.sqrt(share * (1 - share))])
-        self.covariance[cls].addmm_(rows.T, rows, beta=1 - share)
+        rows = torch.cat([(x - batch_mean) * np.sqrt(share / n), delta.unsqueeze(0) * np.sqrt(share * (1 - share))])
+        self.covariance[cls].addmm_(rows.T, rows, beta=float(1 - share))
         self.mean[cls].add_(share * (batch_mean - self.mean[cls]))
-        self.count[cls] = total
+        self.count[cls] = float(total)
 
 
 def _distributed() -> bool:
