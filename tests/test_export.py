@@ -106,3 +106,21 @@ def test_a_backbone_with_global_operations_exports_without_dense_output(tmp_path
     assert not model.dense and report.max_prob_delta <= 1e-4
     torch_model, _ = model_from_checkpoint(load_checkpoint(tmp_path / "m.pt"))
     assert not torch_model.supports_dense
+
+
+def test_padded_batches_give_each_image_its_own_scores(crack_model):
+    """On the CUDA provider a photo's short last batch is padded to the shape of the others (one cuDNN
+    search); the padding rows must never change or reach the scores of the real ones."""
+    from crackcli.model.predictors import OnnxPredictor
+
+    _, exported, _ = crack_model
+    plain = OnnxPredictor(exported, "cpu", pad_batches=False)
+    padded = OnnxPredictor(exported, "cpu", pad_batches=True)
+    default = OnnxPredictor(exported, "cpu")
+    default.predict(patches(4))
+    assert default.predict(patches(2)).shape == (2, 2) and default.pad_batches is False  # the CPU provider: no padding
+    full, short = patches(6), patches(6)[1:3]
+    np.testing.assert_allclose(padded.predict(full), plain.predict(full), atol=1e-6)
+    scores = padded.predict(short)  # padded to 6 rows inside, 2 rows out
+    assert scores.shape == (2, 2) and padded._padded_to == 6
+    np.testing.assert_allclose(scores, plain.predict(short), atol=1e-6)

@@ -90,8 +90,13 @@ class TorchPredictor:
 class OnnxPredictor:
     """A `crack export` file run by ONNX Runtime; checked (``onnxfile.load_checked``) before use."""
 
-    def __init__(self, path: Path, device: str = "auto", threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, device: str = "auto", threads: int | None = None, pad_batches: bool | None = None
+    ) -> None:
         model, info = load_checked(path)
+        # None: on the CUDA provider, where every new input shape reruns cuDNN's algorithm search.
+        self.pad_batches = pad_batches
+        self._padded_to = 0
         self.source = path
         self.info = info
         self.meta = info.meta
@@ -134,8 +139,15 @@ class OnnxPredictor:
         return self.session.get_providers()
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        count = len(batch)
+        if self.pad_batches is None:
+            self.pad_batches = self.providers[0] == "CUDAExecutionProvider"
+        if self.pad_batches:  # a short batch (a photo's last) takes the shape of the largest so far; its extra rows are dropped
+            self._padded_to = max(self._padded_to, count)
+            if count < self._padded_to:
+                batch = np.concatenate([batch, np.zeros((self._padded_to - count, *batch.shape[1:]), batch.dtype)])
         probs = self.session.run([PROBS_OUTPUT], {INPUT_NAME: np.ascontiguousarray(batch)})[0]
-        return finite_scores(self.source, probs)
+        return finite_scores(self.source, probs[:count])
 
     def logit_map(self, image: np.ndarray) -> np.ndarray:
         if not self.dense:
@@ -172,7 +184,9 @@ def create_session(model: bytes, device: str = "auto", threads: int | None = Non
         if "CUDAExecutionProvider" in ort.get_available_providers():
             if hasattr(ort, "preload_dlls"):
                 ort.preload_dlls()  # CUDA libraries installed as pip packages (e.g. with torch)
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            # Exhaustive cuDNN search, chosen on purpose: patch batches are padded to one shape (see
+            # ``predict``), so the search runs once per job and picks the fastest kernels for it.
+            providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE"}), "CPUExecutionProvider"]
         else:
             fallback = "this ONNX Runtime has no CUDA provider (install onnxruntime-gpu)"
     options = ort.SessionOptions()
