@@ -142,7 +142,8 @@ class OnnxPredictor:
         count = len(batch)
         if self.pad_batches is None:
             self.pad_batches = self.providers[0] == "CUDAExecutionProvider"
-        if self.pad_batches:  # a short batch (a photo's last) takes the shape of the largest so far; its extra rows are dropped
+        # A short batch (a photo's last) takes the shape of the largest so far; its extra rows are dropped.
+        if self.pad_batches:
             self._padded_to = max(self._padded_to, count)
             if count < self._padded_to:
                 batch = np.concatenate([batch, np.zeros((self._padded_to - count, *batch.shape[1:]), batch.dtype)])
