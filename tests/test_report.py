@@ -178,3 +178,23 @@ def test_crack_report_from_another_directory_keeps_the_links_of_a_relative_out(c
     [photo] = island((moved / "index.html").read_text())
     assert photo["report"] == "east/p.json" and photo["thumb"] == "east/p_thumb.jpg", photo
     assert (moved / photo["overlay"]).is_file() and "crack class" in (moved / "index.html").read_text()
+
+
+def test_a_shard_scanned_again_after_the_merge_shows_its_new_rows(crack_model, tmp_path):
+    _, model, _ = crack_model
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(4):
+        write_image(photos / f"p{k}.png", texture_photo(96, 96, seed=k, crack_rows=(48,)))
+    out = tmp_path / "out"
+    for shard in range(2):
+        scan_photos([str(photos)], ScanOptions(model=model, out=out, patch=64, shard=(shard, 2)))
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0  # summary.csv now holds every row
+    # Shard 0 again at a threshold no window reaches: its photos have no crack window now.
+    scan_photos([str(photos)], ScanOptions(model=model, out=out, patch=64, shard=(0, 2), threshold=1.0))
+    again = {Path(p["name"]).name: p["crack"] for p in island((out / "index.html").read_text())}
+    assert again["p0.png"] == again["p2.png"] == 0 and again["p1.png"] > 0, again
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0
+    with open(out / "summary.csv", newline="") as handle:
+        merged = {Path(row["image"]).name: int(row["crack_windows"]) for row in csv.DictReader(handle)}
+    assert merged["p0.png"] == 0 and merged["p1.png"] > 0

@@ -31,9 +31,8 @@ def refresh_job_files(
     """Rewrite ``findings.geojson`` and ``index.html`` of ``folder`` from its summary tables; ``own`` maps
     tables being written to their rows (a running job's, newer than the file).  The merged rows."""
     own = dict(own or {})
-    tables = summary_files(folder)
-    tables += [path for path in own if path not in tables]
-    rows = merged_rows(own[path] if path in own else read_summary(path) for path in sorted(tables))
+    tables = [path for path in summary_files(folder) if path not in own] + list(own)  # the running job's last
+    rows = merged_rows(own[path] if path in own else read_summary(path) for path in tables)
     write_findings(folder, rows)
     write_page(folder, rows, job if job is not None else job_facts(first_report(folder, rows)), sorted(tables))
     return rows

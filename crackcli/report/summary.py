@@ -86,10 +86,11 @@ def read_summary(path: Path) -> list[dict[str, Any]]:
 
 
 def summary_files(folder: Path) -> list[Path]:
-    """The job tables in ``folder``: ``summary.csv`` and every shard's, in name order."""
-    files = sorted(folder.glob(SHARD_PATTERN))
+    """The job tables in ``folder``: ``summary.csv`` and every shard's, oldest first, so that merged in
+    this order (``merged_rows``) a photo's row is the one of its latest scan."""
     whole = folder / "summary.csv"
-    return [whole, *files] if whole.is_file() else files
+    files = [*folder.glob(SHARD_PATTERN), *([whole] if whole.is_file() else [])]
+    return sorted(files, key=lambda path: (path.stat().st_mtime_ns, path.name))
 
 
 def merged_rows(tables: Iterable[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
