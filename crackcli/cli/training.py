@@ -188,7 +188,7 @@ def evaluate(
     """Accuracy, precision, recall and F-score (per class and macro), AP and AUROC of the crack class, and
     the misclassified images, of a model on a labelled folder."""
     from crackcli.model.predictors import load_predictor
-    from crackcli.train.eval_outputs import check_out_folder, eval_report, write_eval_folder
+    from crackcli.train.eval_outputs import check_out_folder, crack_curves, eval_report, write_eval_folder
     from crackcli.train.evaluate import evaluate_folder, index_eval_folder
 
     if out is not None:
@@ -199,8 +199,9 @@ def evaluate(
         result = evaluate_folder(predictor, folder, batch, workers, view, threshold)
     for message in result.unreadable:
         print_error(f"skipped: {message}")
-    report = eval_report(result, predictor, model, data)
-    written = write_eval_folder(out, result, report) if out is not None else []
+    curves = crack_curves(result)
+    report = eval_report(result, curves, predictor, model, data)
+    written = write_eval_folder(out, report, curves) if out is not None else []
     if as_json:
         print(json.dumps(report))
     else:

@@ -66,7 +66,6 @@ def page_html(folder: Path, rows: Sequence[dict[str, Any]], job: dict[str, Any],
     photos = [_photo(row, folder) for row in rows]
     counts = {
         "photos": len(photos),
-        "scanned": sum(p["status"] in ("scanned", "kept") for p in photos),
         "with_cracks": sum(bool(p["crack"]) for p in photos),
         "failed": sum(p["status"] == "failed" for p in photos),
         "located": sum(p["lat"] is not None for p in photos),
@@ -102,7 +101,6 @@ def job_facts(report: dict[str, Any] | None) -> dict[str, Any]:
         "mode": report.get("mode"),
         "threshold": report.get("threshold"),
         "crack_class": report.get("crack_class"),
-        "crackcli_version": report.get("crackcli_version"),
     }
 
 

@@ -106,8 +106,6 @@ def crack_regions(
     if not len(hits):
         return [], np.zeros(shape, bool)
     tiles = _tiles([windows[i] for i in hits], stride, width, height)
-    tiles[:, [0, 2]] = np.clip(tiles[:, [0, 2]], 0, width)
-    tiles[:, [1, 3]] = np.clip(tiles[:, [1, 3]], 0, height)
     cells = _cell_boxes_of(tiles, cell)
     mask = _paint(shape, cells, np.ones(len(hits))) > 0.5
     count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)

@@ -32,24 +32,30 @@ def _thin(values: np.ndarray, keep: np.ndarray) -> list[float]:
     return [round(float(v), 6) for v in values[keep]]
 
 
-def eval_report(evaluation: Evaluation, predictor: Predictor, model: Path, data: Path) -> dict[str, Any]:
+def crack_curves(evaluation: Evaluation) -> dict[str, Any] | None:
+    """The precision-recall and ROC curves of the crack class against the rest (None without one)."""
+    if evaluation.crack is None:
+        return None
+    return ranking_curves(evaluation.targets == evaluation.crack, evaluation.probs[:, evaluation.crack])
+
+
+def eval_report(
+    evaluation: Evaluation, curves: dict[str, Any] | None, predictor: Predictor, model: Path, data: Path
+) -> dict[str, Any]:
     """The report `crack eval --json` prints: figures per class and macro, the decision threshold, AP and
-    AUROC of the crack class with the curves, and every misclassified image, most confident first."""
-    classes = predictor.meta.classes
-    crack_class = predictor.meta.crack_class
+    AUROC of the crack class with its ``curves`` (see ``crack_curves``), and every misclassified image,
+    most confident first."""
     report: dict[str, Any] = {
         **evaluation.report,
         "model": str(model),
         "data": str(data),
         "runtime": predictor.describe(),
-        "crack_class": crack_class,
+        "crack_class": predictor.meta.crack_class,
         "images": len(evaluation.targets),
         "unreadable": len(evaluation.unreadable),
         "ranking": None,
     }
-    crack = classes.index(crack_class) if crack_class in classes else None
-    if crack is not None:
-        curves = ranking_curves(evaluation.targets == crack, evaluation.probs[:, crack])
+    if curves is not None:
         count = len(curves["thresholds"])
         keep = np.unique(np.linspace(0, count - 1, min(count, CURVE_POINTS)).round().astype(int))
         report["ranking"] = {
@@ -59,13 +65,14 @@ def eval_report(evaluation: Evaluation, predictor: Predictor, model: Path, data:
             "negatives": curves["negatives"],
             "curve": {key: _thin(curves[key], keep) for key in ("thresholds", "precision", "recall", "fpr")},
         }
-    report["misclassified"] = mistakes(evaluation, classes, crack)
+    report["misclassified"] = mistakes(evaluation, predictor.meta.classes)
     return report
 
 
-def mistakes(evaluation: Evaluation, classes: tuple[str, ...], crack: int | None) -> list[dict[str, Any]]:
+def mistakes(evaluation: Evaluation, classes: tuple[str, ...]) -> list[dict[str, Any]]:
     """The images given another class than their folder's, the most confident mistakes first."""
     wrong = np.flatnonzero(evaluation.predictions != evaluation.targets)
+    crack = evaluation.crack
     rows = [
         {
             "path": str(evaluation.paths[i]),
@@ -88,15 +95,13 @@ def check_out_folder(out: Path, force: bool) -> None:
         raise UsageError(f"{out}: holds files already; pass `force` to replace them, or another `out`")
 
 
-def write_eval_folder(out: Path, evaluation: Evaluation, report: dict[str, Any]) -> list[Path]:
-    """The figures, tables, thumbnails and page of ``report`` in ``out`` (checked by ``check_out_folder``)."""
+def write_eval_folder(out: Path, report: dict[str, Any], curves: dict[str, Any] | None) -> list[Path]:
+    """The figures, tables, thumbnails and page of ``report`` and its ``curves`` in ``out`` (checked by
+    ``check_out_folder``)."""
     make_folder(out)
-    classes = report["classes"]
-    plot_confusion(report["confusion_matrix"], classes, out / "confusion_matrix.png", "confusion matrix")
+    plot_confusion(report["confusion_matrix"], report["classes"], out / "confusion_matrix.png", "confusion matrix")
     figures = ["confusion_matrix.png"]
-    crack = classes.index(report["crack_class"]) if report["crack_class"] in classes else None
-    if crack is not None and report["ranking"]["ap"] is not None:
-        curves = ranking_curves(evaluation.targets == crack, evaluation.probs[:, crack])
+    if curves is not None and curves["ap"] is not None:
         for kind in ("pr", "roc"):
             plot_ranking(curves, out / f"{kind}_curve.png", kind, report["crack_class"], report["threshold"])
         figures = ["pr_curve.png", "roc_curve.png", *figures]

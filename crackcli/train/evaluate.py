@@ -26,6 +26,7 @@ class Evaluation:
     targets: np.ndarray  # their class indices
     predictions: np.ndarray  # the class each was given (see ``decide``)
     paths: list[Path] = field(default_factory=list)  # the images read, in the same order
+    crack: int | None = None  # the index of the model's crack class, when the model has one
 
 
 def index_eval_folder(root: Path, classes: tuple[str, ...]) -> LabelledFolder:
@@ -82,7 +83,8 @@ def evaluate_folder(
     predictions = decide(all_probs, crack, threshold)
     report = classification_report(confusion_matrix(targets, predictions, len(classes)), classes)
     report["threshold"] = threshold
-    return Evaluation(report, unreadable, all_probs, targets, predictions, [folder.samples[i][0] for i in order])
+    paths = [folder.samples[i][0] for i in order]
+    return Evaluation(report, unreadable, all_probs, targets, predictions, paths, crack)
 
 
 def decide(probs: np.ndarray, crack: int | None, threshold: float | None) -> np.ndarray:
