@@ -18,7 +18,9 @@ def report(
 ) -> None:
     """Rewrite index.html and findings.geojson of a scan folder from its summary tables; shard tables
     (summary-I-of-N.csv) are merged into summary.csv, and stay."""
+    from crackcli.report.geojson import GEOJSON_NAME
     from crackcli.report.job_files import merge_shard_tables, refresh_job_files
+    from crackcli.report.pages import PAGE_NAME
     from crackcli.report.summary import summary_files
 
     if not folder.is_dir():
@@ -30,8 +32,8 @@ def report(
     written = {
         "photos": len(rows),
         "summary": str(merged) if merged else None,
-        "page": str(folder / "index.html"),
-        "geojson": str(folder / "findings.geojson"),
+        "page": str(folder / PAGE_NAME),
+        "geojson": str(folder / GEOJSON_NAME),
     }
     if as_json:
         print(json.dumps(written))

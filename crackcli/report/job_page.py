@@ -16,6 +16,7 @@ from typing import Any
 
 from crackcli import __version__
 from crackcli.io.atomic import atomic_write_bytes
+from crackcli.report.geojson import GEOJSON_NAME
 from crackcli.report.pages import PAGE_NAME, link, relative_path, templates
 from crackcli.report.summary import region_boxes
 
@@ -80,7 +81,7 @@ def page_html(folder: Path, rows: Sequence[dict[str, Any]], job: dict[str, Any],
             job=job,
             photos=photos,
             tables=[link(str(t), folder) for t in tables],
-            geojson=link(str(folder / "findings.geojson"), folder) if (folder / "findings.geojson").exists() else None,
+            geojson=link(str(folder / GEOJSON_NAME), folder) if (folder / GEOJSON_NAME).exists() else None,
             version=__version__,
             made=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         )
