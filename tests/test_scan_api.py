@@ -221,6 +221,13 @@ def test_a_report_is_reused_only_while_it_is_still_true(crack_model, tmp_path):
     assert result.scanned == 1 and "another file of the same name" in warnings[0]
     assert before == 0 and result.with_cracks == 1
 
+    # A report of an earlier format (before EXIF and tile regions, same version string) is redone.
+    report = json.loads((out / "p.json").read_text())
+    del report["provenance"]["report_format"]
+    (out / "p.json").write_text(json.dumps(report))
+    result, warnings = rerun(threshold=0.9, stride=16, model=tmp_path / "model.onnx")
+    assert result.scanned == 1 and "another crackcli version" in warnings[0]
+
     # A report from an older crack, with no record of what made it, is redone too.
     report = json.loads((out / "p.json").read_text())
     del report["provenance"]

@@ -55,6 +55,9 @@ from crackcli.scan.windows import (
     scan_image,
 )
 
+# What a report holds, beyond the version string: raised when that changes (2: EXIF, thumbnail, regions
+# of tiles), so a report of an earlier format is made again rather than kept as if it were current.
+REPORT_FORMAT = 2
 PAGE_INTERVAL_S = 10.0  # the job's table, page and map are rewritten at most this often while it runs
 PAGE_SHARE_INVERSE = 20  # ... and never more than 1/20 of the time goes into rewriting them
 
@@ -128,6 +131,7 @@ class ScanJob:
                 "overlay_max_side": options.overlay_max_side,
             },
             "crackcli_version": __version__,
+            "report_format": REPORT_FORMAT,
         }
 
     def _provenance(self, path: Path) -> dict[str, Any]:
@@ -159,7 +163,7 @@ class ScanJob:
         if before != now:
             changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
             return None, f"reports made with another {', '.join(changed)}"
-        if recorded.get("crackcli_version") != __version__:
+        if recorded.get("crackcli_version") != __version__ or recorded.get("report_format") != REPORT_FORMAT:
             return None, "reports made by another crackcli version"
         return report, None
 
