@@ -162,11 +162,11 @@ def scan(
         max_pixels=max_pixels,
     )
     planned = plan_scan(sources, options)
-    fallback = getattr(planned.predictor, "fallback", None)
+    fallback = planned.predictor.fallback
     if fallback and device == "cuda":
         print_warning(f"--device cuda, but running on the CPU: {fallback}")
     elif fallback:
-        print_error(f"note: a GPU is present but ONNX Runtime runs on the CPU: {fallback}")
+        print_error(f"note: a GPU is present but the model runs on the CPU: {fallback}")
     settings = planned.job.settings
     if not quiet:
         err.print(

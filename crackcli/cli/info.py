@@ -27,6 +27,7 @@ def info(
         return
     report = {
         **environment_report(),
+        "gpu_problems": gpu_problems(),
         "default_model": str(default_model() or "none (pass --model or set $CRACK_MODEL)"),
     }
     if as_json:
@@ -44,8 +45,19 @@ def info(
     table.add_row(
         "cpu threads", f"{cpu['usable_cpus']} usable of {cpu['logical_cpus']}, torch uses {cpu['torch_threads']}"
     )
+    for problem in report["gpu_problems"]:
+        table.add_row("GPU not usable", problem)
     table.add_row("default model", str(report["default_model"]))
     out.print(table)
+
+
+def gpu_problems() -> list[str]:
+    """Why torch or ONNX Runtime cannot use the NVIDIA GPU this machine has (empty: no such problem)."""
+    from crackcli.model.devices import cuda_unusable_note
+    from crackcli.model.predictors import onnxruntime_driver_note
+
+    problems = [cuda_unusable_note(), onnxruntime_driver_note()]
+    return [problem for problem in problems if problem]
 
 
 def _describe_model(path: Path, as_json: bool) -> None:

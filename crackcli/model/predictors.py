@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from crackcli.errors import CrackError, OptionError, UsageError
+from crackcli.io.nvidia import driver_present, driver_too_old
 from crackcli.io.system import usable_cpus
 from crackcli.model.meta import ModelMeta
 from crackcli.model.onnx_files import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, load_checked
@@ -26,6 +27,11 @@ class Predictor(Protocol):
     source: Path
     dense: bool  # logit_map is available
     scan_mode: str  # the mode `--mode auto` picks: patch, or dense where the model file vouches for it
+
+    @property
+    def fallback(self) -> str | None:
+        """Why a GPU asked for or present is not used, else None."""
+        ...
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) of a uint8 (N, 3, S, S) batch."""
@@ -57,11 +63,13 @@ class TorchPredictor:
     def __init__(self, path: Path, device: str = "auto") -> None:
         # torch is imported here, not at module level: scanning with ONNX models never pays for it.
         from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint
-        from crackcli.model.devices import resolve_device
+        from crackcli.model.devices import cuda_unusable_note, resolve_device
 
         self.source = path
         self.model, self.meta = model_from_checkpoint(load_checkpoint(path))
         self.device = resolve_device(device)
+        # Why a GPU this machine has is not used (``auto`` only: asking for cuda fails instead), else None.
+        self.fallback = cuda_unusable_note() if device == "auto" and self.device.type == "cpu" else None
         self.model.to(self.device)
         self.dense = self.model.supports_dense
         self.scan_mode = "patch"  # checkpoints make no claim; crack export --scan-mode does
@@ -161,10 +169,6 @@ class OnnxPredictor:
         return f"{self.source} (ONNX {self.info.precision}, {self.meta.backbone}, ONNX Runtime on {where})"
 
 
-def _nvidia_gpu_present() -> bool:
-    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
-
-
 def check_device(device: str) -> None:
     if device not in ("auto", "cpu", "cuda"):
         raise OptionError("device", "unknown device; choose auto, cpu or cuda", f"'{device}'")
@@ -178,8 +182,9 @@ def create_session(model: bytes, device: str = "auto", threads: int | None = Non
     import onnxruntime as ort
 
     check_device(device)
-    want_cuda = device == "cuda" or (device == "auto" and _nvidia_gpu_present())
-    providers: list = ["CPUExecutionProvider"]
+    want_cuda = device == "cuda" or (device == "auto" and driver_present())
+    cpu_only: list = ["CPUExecutionProvider"]
+    providers = cpu_only
     fallback = None
     if want_cuda:
         if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -187,7 +192,7 @@ def create_session(model: bytes, device: str = "auto", threads: int | None = Non
                 ort.preload_dlls()  # CUDA libraries installed as pip packages (e.g. with torch)
             # Exhaustive cuDNN search, chosen on purpose: patch batches are padded to one shape (see
             # ``predict``), so the search runs once per job and picks the fastest kernels for it.
-            providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE"}), "CPUExecutionProvider"]
+            providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE"}), *cpu_only]
         else:
             fallback = "this ONNX Runtime has no CUDA provider (install onnxruntime-gpu)"
     options = ort.SessionOptions()
@@ -197,10 +202,34 @@ def create_session(model: bytes, device: str = "auto", threads: int | None = Non
     # default one (which reports provider libraries that fail to load, on stdout or stderr) are both silenced.
     ort.set_default_logger_severity(4)
     options.log_severity_level = 4
-    session = ort.InferenceSession(model, options, providers=providers)
+    try:
+        # No fallback of ONNX Runtime's own: it prints an "EP Error" banner on stdout, which would
+        # corrupt `--json` output; a provider that fails to start is retried here on the CPU instead.
+        session = ort.InferenceSession(model, options, providers=providers, enable_fallback=0)
+    except (RuntimeError, ValueError) as exc:
+        if providers is cpu_only:
+            raise
+        first = (str(exc).strip().splitlines() or ["no reason given"])[0][:160]
+        fallback = f"the CUDA provider failed to start ({first})"
+        session = ort.InferenceSession(model, options, providers=cpu_only, enable_fallback=0)
     if want_cuda and fallback is None and "CUDAExecutionProvider" not in session.get_providers():
-        fallback = "the CUDA provider did not start (no GPU, or CUDA 13 / cuDNN 9 libraries not found)"
+        cuda = onnxruntime_cuda_version() or "its"
+        fallback = f"the CUDA provider did not start (no GPU, or the CUDA {cuda} / cuDNN libraries not found)"
+    if fallback is not None and providers is not cpu_only:
+        fallback = onnxruntime_driver_note() or fallback
     return session, fallback
+
+
+def onnxruntime_cuda_version() -> str | None:
+    """The CUDA version this onnxruntime-gpu was built for (e.g. "13.0"), None for CPU builds."""
+    from onnxruntime.capi import build_and_package_info
+
+    return getattr(build_and_package_info, "cuda_version", None) or None
+
+
+def onnxruntime_driver_note() -> str | None:
+    """Why the NVIDIA driver cannot run this onnxruntime-gpu build, or None."""
+    return driver_too_old(onnxruntime_cuda_version(), "onnxruntime-gpu")
 
 
 def load_predictor(path: Path, device: str = "auto") -> Predictor:

@@ -27,6 +27,7 @@ from crackcli.errors import CrackError, OptionError, UsageError
 from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
 from crackcli.model.calibration import TEMPERATURES, best_temperature, temperature_losses
 from crackcli.model.checkpoint import load_checkpoint
+from crackcli.model.devices import cuda_unusable_note
 from crackcli.model.meta import ModelMeta, default_crack_class
 from crackcli.model.metrics import classification_report
 from crackcli.train import distributed
@@ -64,6 +65,10 @@ class Trainer:
         self.config = config
         self.context, self.device = distributed.start(config.device)
         self.events = events if (events is not None and self.context.is_main) else TrainEvents()
+        if config.device == "auto" and self.device.type == "cpu":
+            unusable = cuda_unusable_note()
+            if unusable:
+                self.events.warning(f"training on the CPU: {unusable}")
         self.data = load_train_data(config)
         for _, message in self.data.unreadable:
             self.events.warning(f"skipped: {message}")
