@@ -244,7 +244,7 @@ def syncing_ops(run) -> list[str]:
     return counted.seen
 
 
-@pytest.mark.parametrize("name", ["isda", "igmsda"])
+@pytest.mark.parametrize("name", ["isda", "igmsda", "gm"])
 def test_the_augmented_losses_never_wait_for_the_device_when_given_the_host_labels(name):
     torch.manual_seed(0)
     features = torch.randn(32, 16, requires_grad=True)
@@ -260,6 +260,22 @@ def test_the_augmented_losses_never_wait_for_the_device_when_given_the_host_labe
     assert syncing_ops(step) == []
     # The counter sees them where they are: the same loss without host labels groups on the device.
     assert syncing_ops(lambda: loss_fn(features, labels, head, progress).backward())
+
+
+def test_explicit_gm_draws_the_same_noise_grouped_on_the_host_or_on_the_device():
+    from crackcli.train.losses import _class_noise
+
+    torch.manual_seed(2)
+    basis = torch.randn(3, 6, 6)
+    cov = basis @ basis.transpose(1, 2)
+    cov[2] = 0  # a class seen once: singular, factored with jitter
+    labels = torch.tensor([0, 2, 1, 1, 0, 2, 2])
+    torch.manual_seed(3)
+    on_host = _class_noise(cov, labels, 5, host_labels=labels.clone())
+    torch.manual_seed(3)
+    on_device = _class_noise(cov, labels, 5)
+    torch.testing.assert_close(on_host, on_device)
+    assert torch.isfinite(on_host).all()
 
 
 def test_host_and_device_grouping_give_the_same_statistics():

@@ -145,6 +145,21 @@ def test_limit_per_class(patch_data, tmp_path):
     assert trainer.summary()["train_images"] == {"crack": 5, "no_crack": 5}
 
 
+def test_a_training_step_does_not_wait_for_the_device_to_read_its_loss(tmp_path):
+    from test_losses import syncing_ops
+
+    from crackcli.train.trainer import LOSS_READ_EVERY
+
+    data = write_patch_folders(tmp_path / "p", {"train": 24, "val": 8})
+    trainer = Trainer(tiny_config(data, tmp_path, batch=4, loss="igmsda", ema=0.9))
+    trainer.train_epoch(0)  # the first epoch reads the covariance counts once
+    steps = len(trainer.train_batches)
+    assert steps > LOSS_READ_EVERY  # more than one window of steps
+    reads = syncing_ops(lambda: trainer.train_epoch(1))
+    # one read of the loss every LOSS_READ_EVERY steps and at the epoch's end, one more for the epoch
+    assert len(reads) <= -(-steps // LOSS_READ_EVERY) + 1, reads
+
+
 def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(patch_data, tmp_path):
     trainer = Trainer(tiny_config(patch_data, tmp_path, epochs=3, loss="ce"))
 

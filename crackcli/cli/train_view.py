@@ -46,11 +46,11 @@ class ConsoleEvents(TrainEvents):
         self.bar.start()
         self.task = self.bar.add_task("train", total=steps, status="")
 
-    def step(self, loss: float, images: int) -> None:
+    def step(self, loss: float, images: int, steps: int = 1) -> None:
         self.images += images
         if self.bar is not None:
             rate = self.images / max(time.perf_counter() - self.started_at, 1e-9)
-            self.bar.update(self.task, advance=1, status=f"loss {loss:.4f}  {rate:.0f} img/s")
+            self.bar.update(self.task, advance=steps, status=f"loss {loss:.4f}  {rate:.0f} img/s")
 
     def epoch_ended(self, row: dict[str, Any]) -> None:
         if self.bar is not None:

@@ -17,8 +17,8 @@ class TrainEvents(JobEvents):
     def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
         """Epoch ``epoch`` (from 0) of ``epochs`` begins; it has ``steps`` steps."""
 
-    def step(self, loss: float, images: int) -> None:
-        """One optimisation step on ``images`` images ended with ``loss``."""
+    def step(self, loss: float, images: int, steps: int = 1) -> None:
+        """``steps`` optimisation steps on ``images`` images ended, their mean loss per image ``loss``."""
 
     def epoch_ended(self, row: dict[str, Any]) -> None:
         """The epoch's row of metrics.csv, validation included."""

@@ -278,31 +278,50 @@ class ExplicitGMLoss(_AugmentedLoss):
             samples = a.unsqueeze(0).expand(self.samples, *a.shape)
             lam = self.lam(progress)
             if lam > 0:
-                samples = samples + math.sqrt(lam) * _class_noise(cov, labels, self.samples)
+                samples = samples + math.sqrt(lam) * _class_noise(cov, labels, self.samples, host_labels)
             logits = samples @ weight.T + bias  # (S, N, C)
             targets = labels.expand(self.samples, -1)
             return gm_loss(logits.flatten(0, 1), targets.flatten(), self.alpha(progress)).mean()
 
 
-def _class_noise(cov: torch.Tensor, labels: torch.Tensor, samples: int) -> torch.Tensor:
-    """``samples`` draws of N(0, Σ_y) for each label, shape (S, N, F), one Cholesky factor per class."""
+def _class_noise(
+    cov: torch.Tensor, labels: torch.Tensor, samples: int, host_labels: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``samples`` draws of N(0, Σ_y) for each label, shape (S, N, F), one Cholesky factor per class.
+
+    With ``host_labels`` the rows of each class are found on the host, so drawing never waits for the device."""
     factors = _psd_cholesky(cov)
     noise = torch.randn(samples, labels.shape[0], cov.shape[-1], dtype=cov.dtype, device=cov.device)
+    if host_labels is not None:
+        grouped = host_labels.numpy()
+        for cls in np.unique(grouped).tolist():
+            rows = torch.from_numpy(np.flatnonzero(grouped == cls)).to(cov.device, non_blocking=True)
+            noise.index_copy_(1, rows, noise.index_select(1, rows) @ factors[cls].T)
+        return noise
     for cls in labels.unique():
         rows = labels == cls
         noise[:, rows] = noise[:, rows] @ factors[cls].T
     return noise
 
 
+# Added to each covariance (times its mean variance) until its Cholesky factor exists: few samples
+# make a class covariance singular.
+_JITTERS = (1e-6, 1e-4, 1e-2, 1e-1)
+
+
 def _psd_cholesky(cov: torch.Tensor) -> torch.Tensor:
-    """Cholesky factors of covariance matrices that may be singular (few samples): add jitter as needed."""
+    """Cholesky factors of covariance matrices that may be singular, each with the least jitter that works.
+
+    Every jitter is tried at once (one batched decomposition) and the first that succeeded is picked on
+    the device: asking which one did would wait for the device at every step."""
     eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
     scale = cov.diagonal(dim1=-2, dim2=-1).mean(-1).clamp(min=1e-12).view(-1, 1, 1)
-    for jitter in (1e-6, 1e-4, 1e-2):
-        factor, info = torch.linalg.cholesky_ex(cov + jitter * scale * eye)
-        if not info.any():
-            return factor
-    return torch.linalg.cholesky(cov + 1e-1 * scale * eye)
+    jitters = torch.tensor(_JITTERS, dtype=cov.dtype, device=cov.device).view(-1, 1, 1, 1)
+    factors, info = torch.linalg.cholesky_ex(cov.unsqueeze(0) + jitters * scale * eye)  # (J, C, F, F), (J, C)
+    ok = info == 0
+    ok[-1] = True  # a tenth of the mean variance added: every covariance matrix has a factor then
+    first = ok.int().argmax(0)  # (C,)
+    return factors.gather(0, first.view(1, -1, 1, 1).expand(1, *factors.shape[1:])).squeeze(0)
 
 
 LOSSES = ("igmsda", "isda", "gm", "ce", "focal")

@@ -230,6 +230,7 @@ class Trainer:
         steps = len(self.train_batches)
         self.events.epoch_started(epoch, config.epochs, steps)
         loss_sum, images, waited = 0.0, 0, 0.0
+        window = _LossWindow(self.device)
         started = last = time.perf_counter()
         for step, batch in enumerate(self.train_loader):
             waited += time.perf_counter() - last
@@ -245,21 +246,16 @@ class Trainer:
             loss = self.loss_fn(features, y, self.model.classifier, progress, host_labels=batch.labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            value = float(distributed.all_reduce_sum(loss.detach().clone(), self.context)) / self.context.world
-            if not math.isfinite(value):
-                raise TrainingStopped(
-                    f"loss became {value} at epoch {epoch + 1}, step {step + 1}: training diverged and stopped; "
-                    f"the last good checkpoint is kept in {self.run_dir} (epoch {len(self.history)}); "
-                    "lower `lr`, or try `amp=False`"
-                )
             self.scaler.step(self.optimizer)
             self.scaler.update()
             if self.average is not None:
                 self.average.update(self.model)
-            loss_sum += value * len(y)
-            images += len(y)
-            self.events.step(value, len(y) * self.context.world)
+            window.add(loss, len(y))
+            if window.steps == LOSS_READ_EVERY:
+                loss_sum, images = self._read_losses(window, epoch, step, loss_sum, images)
             last = time.perf_counter()
+        if window.steps:
+            loss_sum, images = self._read_losses(window, epoch, steps - 1, loss_sum, images)
         seconds = time.perf_counter() - started
         return {
             "epoch": epoch + 1,
@@ -269,6 +265,21 @@ class Trainer:
             "data_wait": waited / max(seconds, 1e-9),
             "seconds": seconds,
         }
+
+    def _read_losses(
+        self, window: _LossWindow, epoch: int, step: int, loss_sum: float, images: int
+    ) -> tuple[float, int]:
+        """Read the window's loss (one device sync), stop on divergence, report the steps; the new totals."""
+        count, window_images = window.steps, window.images
+        value = window.read(self.context)
+        if not math.isfinite(value):
+            raise TrainingStopped(
+                f"loss became {value} at epoch {epoch + 1}, by step {step + 1}: training diverged and stopped; "
+                f"the last good checkpoint is kept in {self.run_dir} (epoch {len(self.history)}); "
+                "lower `lr`, or try `amp=False`"
+            )
+        self.events.step(value, window_images * self.context.world, count)
+        return loss_sum + value * window_images, images + window_images
 
     def _warn_skipped(self, failures: list[str]) -> None:
         """One line per image that failed to decode, the first time only (not again every epoch)."""
@@ -335,6 +346,34 @@ class Trainer:
         self.start_epoch = int(payload["epoch"])
         self.history = list(payload["history"])
         self.best = dict(payload["best"])
+
+
+# Steps between two reads of the loss on the host: each read waits for the device to finish its queue.
+LOSS_READ_EVERY = 8
+
+
+class _LossWindow:
+    """The loss summed over the last few steps on the device, read (and reset) on the host in one sync."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._reset()
+
+    def _reset(self) -> None:
+        self.total = torch.zeros((), dtype=torch.float32, device=self.device)
+        self.steps, self.images = 0, 0
+
+    def add(self, loss: torch.Tensor, images: int) -> None:
+        self.total += loss.detach().float() * images
+        self.steps += 1
+        self.images += images
+
+    def read(self, context: distributed.Context) -> float:
+        """The mean loss per image over the window (across ranks), then an empty window."""
+        total = float(distributed.all_reduce_sum(self.total, context)) / context.world
+        mean = total / max(self.images, 1)
+        self._reset()
+        return mean
 
 
 def _report_columns(report: dict[str, Any]) -> dict[str, float]:
