@@ -1,7 +1,12 @@
 """Step time of one training step (forward, backward, SGD) under each loss, and each loss's extra memory.
 
     python benchmarks/loss_overhead.py                      # CPU: ResNet50, batch 8
-    python benchmarks/loss_overhead.py --device cuda --batch 64
+    python benchmarks/loss_overhead.py --device cuda --batch 256
+
+The step is set up as `crack train` sets it up (``train.device_setup``): cuDNN autotuning and
+channels-last on a GPU, mixed precision as ``--amp`` picks it there (bf16 where native, else fp16 with a
+gradient scaler), labels also on the host for the covariance update.  Each timed step ends with a
+device synchronisation; every loss is warmed up first.
 
 Losses are timed round-robin in one run, so drifts in clock or load hit them alike, and each is
 reported as the median step time and its ratio to cross-entropy's median.  Because a whole step's
@@ -18,6 +23,7 @@ import time
 import torch
 
 from crackcli.model.backbones import build_model
+from crackcli.train.device_setup import amp_dtype_for, batch_layout, configure_backends, model_layout
 from crackcli.train.losses import Progress, build_loss
 
 
@@ -30,7 +36,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per loss")
     parser.add_argument("--gm-samples", type=int, default=None, help="default: 64 on a GPU, 16 on the CPU")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast for the network (losses stay float32)")
+    parser.add_argument(
+        "--amp", action=argparse.BooleanOptionalAction, default=None, help="default: on a GPU, as crack train"
+    )
     parser.add_argument("--losses", default="ce,isda,igmsda,gm")
     return parser.parse_args()
 
@@ -49,12 +57,14 @@ def main() -> None:
     names = args.losses.split(",")
 
     torch.manual_seed(0)
-    model = build_model(args.backbone, args.classes).to(device)
-    if on_gpu:
-        model = model.to(memory_format=torch.channels_last)
+    configure_backends(device)
+    model = model_layout(build_model(args.backbone, args.classes).to(device), device)
     optimiser = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    images = torch.randn(batch, 3, args.image_size, args.image_size, device=device)
-    labels = torch.arange(batch, device=device) % args.classes
+    amp_dtype = amp_dtype_for(device, args.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    images = batch_layout(torch.randn(batch, 3, args.image_size, args.image_size, device=device), device)
+    host_labels = torch.arange(batch) % args.classes
+    labels = host_labels.to(device)
     progress = Progress(iteration=50, total_iterations=100, epoch=5, epochs=10)
     losses = {
         name: build_loss(name, args.classes, model.feature_dim, gm_samples=gm_samples).to(device) for name in names
@@ -63,12 +73,13 @@ def main() -> None:
     def step(name: str) -> float:
         sync(device)
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             features = model.features(images)
-            loss = losses[name](features, labels, model.classifier, progress)
+        loss = losses[name](features, labels, model.classifier, progress, host_labels=host_labels)
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimiser)
+        scaler.update()
         sync(device)
         return time.perf_counter() - start
 
@@ -78,7 +89,7 @@ def main() -> None:
         """The loss's own forward and backward on fixed features: small, so timed without the network's noise."""
         sync(device)
         start = time.perf_counter()
-        losses[name](feature_batch, labels, model.classifier, progress).backward()
+        losses[name](feature_batch, labels, model.classifier, progress, host_labels=host_labels).backward()
         sync(device)
         return time.perf_counter() - start
 
@@ -106,7 +117,7 @@ def main() -> None:
     c, f = args.classes, model.feature_dim
     print(
         f"device={device} backbone={args.backbone} batch={batch} image={args.image_size} "
-        f"classes={c} F={f} gm_samples={gm_samples} amp={args.amp} steps={args.steps}"
+        f"classes={c} F={f} gm_samples={gm_samples} amp={amp_dtype} steps={args.steps}"
     )
     print(f"C*F^2 floats = {c * f * f:,} ({c * f * f * 4 / 2**20:.1f} MiB)")
     base = statistics.median(times[names[0]])

@@ -8,7 +8,7 @@ the per-pair ratios.  Then, in process, the CPU side of the scan alone: the same
 that costs nothing, which is what a GPU would leave.
 
     python benchmarks/scan_vs_floor.py [--model models/crack-default.onnx]
-        [--photo sample_images/images/synth_0100.jpg] [--folder 12] [--runs 5]
+        [--photo sample_images/images/synth_0100.jpg] [--folder 12] [--runs 5] [--device cuda --batch 256]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class FreePredictor:
 
     def __init__(self, real: OnnxPredictor) -> None:
         self.meta, self.source, self.dense, self.scan_mode = real.meta, real.source, False, "patch"
+        self.fallback = None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         probs = np.zeros((len(batch), len(self.meta.classes)), np.float32)
@@ -82,6 +83,8 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, default=Path("sample_images/images/synth_0100.jpg"))
     parser.add_argument("--folder", type=int, default=12, help="photos in the folder case (copies of --photo)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="for both the floor and the scan")
+    parser.add_argument("--batch", type=int, default=64, help="windows per inference call, both")
     args = parser.parse_args()
 
     predictor = OnnxPredictor(args.model, "cpu")
@@ -96,6 +99,7 @@ def main() -> None:
         f"{len(os.sched_getaffinity(0))} CPUs; medians of {args.runs} whole-process runs"
     )
     floor_args = ["--windows", str(windows), "--size", str(predictor.meta.image_size), "--reduce", str(reduce)]
+    floor_args += ["--device", args.device, "--batch", str(args.batch)]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
         folder.mkdir()
@@ -109,12 +113,13 @@ def main() -> None:
         for name, (floor_inputs, scan_inputs) in cases.items():
             floor = [sys.executable, str(FLOOR), str(args.model), *floor_inputs, *floor_args]
             scan = [sys.executable, "-m", "crackcli", "scan", *scan_inputs, "--model", str(args.model)]
-            scan += ["--out", str(Path(tmp) / "out"), "--force", "--quiet"]
+            scan += ["--out", str(Path(tmp) / "out"), "--force", "--quiet", "--device", args.device]
+            scan += ["--batch", str(args.batch)]
             floor_s, scan_s, ratio = compare(floor, scan, args.runs)
             per = len(floor_inputs)
             print(
                 f"{name}: floor {floor_s:.2f} s ({floor_s / per:.2f} s/photo), crack scan {scan_s:.2f} s "
-                f"({scan_s / per:.2f} s/photo) = {ratio:.2f}× floor"
+                f"({scan_s / per:.2f} s/photo, {per / scan_s:.1f} photos/s) = {ratio:.2f}× floor"
             )
 
         job = ScanJob(FreePredictor(predictor), ScanOptions(force=True), Path(tmp) / "free")  # type: ignore[arg-type]

@@ -11,7 +11,8 @@ from helpers import texture_photo, write_patch_folders
 
 from crackcli.io.images import write_image
 from crackcli.train.config import TrainConfig
-from crackcli.train.trainer import Trainer, amp_dtype_for
+from crackcli.train.device_setup import amp_dtype_for
+from crackcli.train.trainer import Trainer
 
 pytestmark = [
     pytest.mark.gpu,

@@ -376,7 +376,7 @@ def test_an_empty_gradient_scaler_state_restores_into_an_fp16_run():
 def test_amp_follows_the_device_and_the_option():
     import torch
 
-    from crackcli.train.trainer import amp_dtype_for
+    from crackcli.train.device_setup import amp_dtype_for
 
     assert amp_dtype_for(torch.device("cpu"), None) is None  # off on the CPU unless asked for
     assert amp_dtype_for(torch.device("cpu"), True) == torch.bfloat16

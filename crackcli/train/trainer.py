@@ -33,6 +33,7 @@ from crackcli.model.metrics import classification_report
 from crackcli.train import distributed
 from crackcli.train.config import TrainConfig
 from crackcli.train.data import load_train_data, make_loader, shared_memory_note
+from crackcli.train.device_setup import amp_dtype_for, batch_layout, configure_backends, model_layout
 from crackcli.train.ema import WeightAverage
 from crackcli.train.events import TrainEvents
 from crackcli.train.losses import Progress, build_loss
@@ -92,15 +93,13 @@ class Trainer:
 
         torch.manual_seed(config.seed)
         cuda = self.device.type == "cuda"
-        if cuda:
-            torch.backends.cudnn.benchmark = True
+        configure_backends(self.device)
         weights = None if resume_from is not None else config.weights
         self.model = build_model(config.backbone, len(self.classes), weights).to(self.device)
         if cuda and self.context.world > 1 and config.sync_bn:
             # Each GPU's share of the batch may be a few images: normalise with the whole batch's statistics.
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        if cuda:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = model_layout(self.model, self.device)
         self.loss_fn = build_loss(
             config.loss,
             len(self.classes),
@@ -161,9 +160,7 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _to_device(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        images = images.to(self.device, non_blocking=True)
-        if self.device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = batch_layout(images.to(self.device, non_blocking=True), self.device)
         return images, labels.to(self.device, non_blocking=True)
 
     def summary(self) -> dict[str, Any]:
@@ -232,8 +229,12 @@ class Trainer:
         loss_sum, images, waited = 0.0, 0, 0.0
         window = _LossWindow(self.device)
         started = last = time.perf_counter()
+        loader_start = 0.0
         for step, batch in enumerate(self.train_loader):
-            waited += time.perf_counter() - last
+            if step == 0:
+                loader_start = time.perf_counter() - last  # forked workers start anew each epoch
+            else:
+                waited += time.perf_counter() - last
             self._warn_skipped(batch.failures)
             if len(batch.labels) < 2 and self.context.world == 1:
                 last = time.perf_counter()
@@ -262,7 +263,9 @@ class Trainer:
             "lr": lr,
             "train_loss": loss_sum / max(images, 1),
             "images_per_s": images * self.context.world / max(seconds, 1e-9),
-            "data_wait": waited / max(seconds, 1e-9),
+            # after the first batch: loader start-up is its own column
+            "data_wait": waited / max(seconds - loader_start, 1e-9),
+            "loader_start_s": loader_start,
             "seconds": seconds,
         }
 
@@ -382,18 +385,3 @@ def _report_columns(report: dict[str, Any]) -> dict[str, float]:
         for key in ("precision", "recall", "f1"):
             columns[f"val_{key}_{name}"] = float(figures[key])
     return columns
-
-
-def amp_dtype_for(device: torch.device, amp: bool | None) -> torch.dtype | None:
-    """The autocast dtype of training on ``device`` (``amp`` None: on for CUDA only), or None for float32.
-
-    bf16 only where the GPU computes it natively (Ampere and later): ``is_bf16_supported()`` alone also
-    counts emulation, which gives T4 and V100 bf16 autocast without bf16 convolution engines.  Elsewhere
-    fp16, which the trainer pairs with a gradient scaler.
-    """
-    enabled = amp if amp is not None else device.type == "cuda"
-    if not enabled:
-        return None
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
-        return torch.float16
-    return torch.bfloat16
