@@ -124,3 +124,21 @@ def test_padded_batches_give_each_image_its_own_scores(crack_model):
     scores = padded.predict(short)  # padded to 6 rows inside, 2 rows out
     assert scores.shape == (2, 2) and padded._padded_to == 6
     np.testing.assert_allclose(scores, plain.predict(short), atol=1e-6)
+
+
+def test_padded_dense_images_are_cut_back_to_the_photo_s_own_cells(crack_model):
+    """On the CUDA provider a dense image is padded to multiples of DENSE_SHAPE_STEP (a few shapes for
+    every photo size); the logit map is cut back to the image's cells, as if the padding were the image's."""
+    from crackcli.model.predictors import DENSE_SHAPE_STEP, LOGIT_STRIDE, OnnxPredictor
+
+    _, exported, _ = crack_model
+    plain = OnnxPredictor(exported, "cpu", pad_batches=False)
+    padded = OnnxPredictor(exported, "cpu", pad_batches=True)
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (1, 3, 160, 96), dtype=np.uint8)
+    out = padded.logit_map(image)
+    assert out.shape == (1, 2, 160 // LOGIT_STRIDE, 96 // LOGIT_STRIDE)
+    by_hand = np.pad(image, ((0, 0), (0, 0), (0, DENSE_SHAPE_STEP - 160), (0, DENSE_SHAPE_STEP - 96)), mode="edge")
+    np.testing.assert_allclose(out, plain.logit_map(by_hand)[:, :, :5, :3], atol=1e-5)
+    exact = rng.integers(0, 256, (1, 3, DENSE_SHAPE_STEP, DENSE_SHAPE_STEP), dtype=np.uint8)
+    np.testing.assert_allclose(padded.logit_map(exact), plain.logit_map(exact), atol=1e-5)  # nothing to pad

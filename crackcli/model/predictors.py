@@ -95,6 +95,12 @@ class TorchPredictor:
         """A checkpoint's model is ready once loaded."""
 
 
+# Dense inputs are padded (edge pixels repeated) to multiples of this where shapes are padded, and the
+# logit map cropped back: one logit per LOGIT_STRIDE input pixels (the ResNet trunks dense mode runs).
+DENSE_SHAPE_STEP = 256
+LOGIT_STRIDE = 32
+
+
 class OnnxPredictor:
     """A `crack export` file run by ONNX Runtime; checked (``onnxfile.load_checked``) before use."""
 
@@ -102,7 +108,8 @@ class OnnxPredictor:
         self, path: Path, device: str = "auto", threads: int | None = None, pad_batches: bool | None = None
     ) -> None:
         model, info = load_checked(path)
-        # None: on the CUDA provider, where every new input shape reruns cuDNN's algorithm search.
+        # Pad batches and dense images to a few shapes; None: on the CUDA provider, where every new input
+        # shape reruns cuDNN's algorithm search.
         self.pad_batches = pad_batches
         self._padded_to = 0
         self.source = path
@@ -148,10 +155,8 @@ class OnnxPredictor:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         count = len(batch)
-        if self.pad_batches is None:
-            self.pad_batches = self.providers[0] == "CUDAExecutionProvider"
         # A short batch (a photo's last) takes the shape of the largest so far; its extra rows are dropped.
-        if self.pad_batches:
+        if self._pads():
             self._padded_to = max(self._padded_to, count)
             if count < self._padded_to:
                 batch = np.concatenate([batch, np.zeros((self._padded_to - count, *batch.shape[1:]), batch.dtype)])
@@ -161,8 +166,18 @@ class OnnxPredictor:
     def logit_map(self, image: np.ndarray) -> np.ndarray:
         if not self.dense:
             raise UsageError(f"{self.source}: this model has no dense output ({self.meta.backbone}); use `mode=patch`")
+        height, width = image.shape[2:]
+        if self._pads():
+            # As with short batches: each photo size would be a new shape to search; a few sizes cover all.
+            padded_h, padded_w = (-(-side // DENSE_SHAPE_STEP) * DENSE_SHAPE_STEP for side in (height, width))
+            image = np.pad(image, ((0, 0), (0, 0), (0, padded_h - height), (0, padded_w - width)), mode="edge")
         logits = self.session.run([LOGIT_MAP_OUTPUT], {INPUT_NAME: np.ascontiguousarray(image)})[0]
-        return finite_scores(self.source, logits)
+        return finite_scores(self.source, logits[:, :, : -(-height // LOGIT_STRIDE), : -(-width // LOGIT_STRIDE)])
+
+    def _pads(self) -> bool:
+        if self.pad_batches is None:
+            self.pad_batches = self.providers[0] == "CUDAExecutionProvider"
+        return self.pad_batches
 
     def describe(self) -> str:
         where = self.providers[0].replace("ExecutionProvider", "")

@@ -22,11 +22,11 @@ import numpy as np
 from crackcli.data.tiling import MAX_WINDOW, Window, grid
 from crackcli.errors import OptionError
 from crackcli.model.meta import ModelMeta
-from crackcli.model.predictors import Predictor, softmax
+from crackcli.model.predictors import LOGIT_STRIDE, Predictor, softmax
 from crackcli.scan.patches import patch_probs
 
 MODES = ("auto", "patch", "dense")
-CELL = 32  # output stride of the ResNet trunks dense mode supports: one logit cell per 32 input pixels
+CELL = LOGIT_STRIDE  # output stride of the ResNet trunks dense mode supports: one logit cell per 32 input pixels
 TILE = 2048  # dense mode: core of one trunk pass, in model-input pixels (a multiple of CELL)
 HALO = 128  # context added around each tile so cells near its edge see real neighbours
 MIN_DENSE_INPUT = 2 * CELL
