@@ -131,6 +131,14 @@ def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1) 
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: a 200 MP photo is 600 MB
 
 
+def read_gray(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode ``path`` in full to an (H, W) uint8 luminance array with EXIF orientation applied, as
+    ``read_rgb`` would orient it (crack tracing measures at the photo's own resolution)."""
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        return cv2.cvtColor(_read_heif(path, max_pixels), cv2.COLOR_RGB2GRAY)
+    return _decode(path, max_pixels, cv2.IMREAD_GRAYSCALE)
+
+
 def _shrink(image: np.ndarray, reduce: int) -> np.ndarray:
     """Each side divided by ``reduce`` (rounding up), area-averaged."""
     if reduce == 1:

@@ -24,21 +24,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from crackcli import __version__
 from crackcli.errors import CrackError, UsageError
 from crackcli.io.atomic import OutputError, atomic_write_bytes, make_folder
 from crackcli.io.exif import PhotoFacts
-from crackcli.io.images import ImageReadError, read_header, read_rgb, write_image
+from crackcli.io.images import ImageReadError, read_gray, read_header, read_rgb, write_image
+from crackcli.measure.measurements import measure
 from crackcli.model.predictors import Predictor
 from crackcli.report.job_files import refresh_job_files
 from crackcli.report.job_page import THUMBNAIL_SUFFIX, job_facts, load_template
 from crackcli.report.summary import failed_row, summary_row, write_summary
 from crackcli.scan.events import ScanEvents
-from crackcli.scan.findings import crack_heatmap, crack_regions, heat_cell, region_max_side, summarize
+from crackcli.scan.findings import Region, crack_heatmap, crack_regions, heat_cell, region_max_side, summarize
 from crackcli.scan.options import ScanOptions
 from crackcli.scan.overlay import (
+    draw_traces,
     heat_levels,
     load_legend_font,
     render_overlay,
@@ -46,6 +49,7 @@ from crackcli.scan.overlay import (
     viewing_pixels,
     viewing_size,
 )
+from crackcli.scan.traces import PhotoTraces, trace_photo
 from crackcli.scan.windows import (
     ScanSettings,
     WindowScores,
@@ -129,10 +133,19 @@ class ScanJob:
                 "crack_class": self.crack_class,
                 "overlay": options.overlay,
                 "overlay_max_side": options.overlay_max_side,
+                **self._trace_settings(),
             },
             "crackcli_version": __version__,
             "report_format": REPORT_FORMAT,
         }
+
+    def _trace_settings(self) -> dict[str, Any]:
+        """What decides a traced report beyond the scan's own settings (nothing when not tracing, so an
+        untraced report stays reusable by an untraced scan)."""
+        if not self.options.trace:
+            return {}
+        scale = self.options.scale
+        return {"trace": {"mm_per_px": scale.mm_per_px, "width_classes_mm": list(scale.width_classes_mm)}}
 
     def _provenance(self, path: Path) -> dict[str, Any]:
         """The record kept in a report of what made it."""
@@ -364,6 +377,12 @@ class ScanJob:
         )
         summary = summarize(crack, options.threshold, regions)
         outputs = {"report": str(self._report_path(stem)), "heatmap": str(out / f"{stem}_heatmap.png")}
+        traced = self._trace(path, decoded, scores, crack, regions) if options.trace else None
+        trace_s = time.perf_counter() - inferred
+        if traced is not None:
+            self._add_traces(summary, traced, regions)
+            outputs["cracks"] = str(out / f"{stem}_cracks.png")
+            write_image(Path(outputs["cracks"]), traced.mask.view(np.uint8) * np.uint8(255))
         levels = heat_levels(heat)  # the heatmap file and the overlay's colours
         write_image(Path(outputs["heatmap"]), levels)
         if base is not None:
@@ -372,6 +391,8 @@ class ScanJob:
                 f"{summary['crack_windows']} of {summary['windows']} windows crack, max {summary['max_crack_prob']:.2f}"
             )
             picture = render_overlay(base, levels, mask, options.threshold, caption)
+            if traced is not None:
+                draw_traces(picture, [line.points for line in traced.lines], picture.shape[1] / width)
             write_image(Path(outputs["overlay"]), picture, jpeg_quality=90)
             outputs["thumbnail"] = str(out / f"{stem}{THUMBNAIL_SUFFIX}")
             write_image(Path(outputs["thumbnail"]), thumbnail(picture), jpeg_quality=80)
@@ -399,14 +420,38 @@ class ScanJob:
             "timing_s": {
                 "decode": round(decoded.seconds, 4),
                 "inference": round(inference_s, 4),
-                "render": round(rendered - inferred, 4),
+                "render": round(rendered - inferred - trace_s, 4),
+                **({"trace": round(trace_s, 4)} if traced is not None else {}),
             },
+            **({"centerlines": traced.geojson(options.scale)} if traced is not None else {}),
             "exif": decoded.facts.as_dict(),
             "crackcli_version": __version__,
             "provenance": decoded.provenance,
         }
         atomic_write_bytes(self._report_path(stem), json.dumps(report).encode())
         return report
+
+    def _trace(
+        self, path: Path, decoded: _Decoded, scores: WindowScores, crack: np.ndarray, regions: list[Region]
+    ) -> PhotoTraces:
+        """The photo's cracks traced at its own resolution (decoded again in grey when it was decoded smaller)."""
+        width, height = decoded.size
+        if not regions:
+            return PhotoTraces(np.zeros((height, width), bool), [], [])
+        if decoded.rgb.shape[:2] == (height, width):
+            gray = cv2.cvtColor(decoded.rgb, cv2.COLOR_RGB2GRAY)
+        else:
+            gray = read_gray(path, self.options.max_pixels)
+            if gray.shape != (height, width):
+                raise ImageReadError(f"{path}: the photo changed while it was scanned; scan it again")
+        return trace_photo(gray, scores.windows, crack, self.options.threshold, regions)
+
+    def _add_traces(self, summary: dict[str, Any], traced: PhotoTraces, regions: list[Region]) -> None:
+        """The photo's and each region's measurements, into the report's summary."""
+        scale = self.options.scale
+        summary["trace"] = measure(traced.lines, scale)
+        for region, figures in zip(summary["regions"], traced.region_figures(regions, scale)):
+            region["trace"] = figures
 
     def _write_job_files(self, rows: list[dict[str, Any]]) -> None:
         """The job's table, page and map as they stand (the page and map also cover other shards' tables)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from crackcli.errors import OptionError
 from crackcli.io.images import DEFAULT_MAX_PIXELS
+from crackcli.measure.measurements import WIDTH_CLASSES_MM, Scale
 from crackcli.scan.windows import check_window_options
 
 
@@ -28,6 +29,9 @@ class ScanOptions:
     shard: tuple[int, int] = (0, 1)  # (I, N): every N-th photo of the sorted input from the I-th
     force: bool = False  # redo photos whose report is already in `out`
     max_pixels: int = DEFAULT_MAX_PIXELS  # decompression-bomb guard
+    trace: bool = False  # crack pixels, centre lines and measurements inside the crack windows
+    mm_per_px: float | None = None  # the photos' scale, for measurements in mm (with `trace`)
+    width_classes_mm: tuple[float, ...] = WIDTH_CLASSES_MM  # boundaries of the width classes, in mm
 
     def __post_init__(self) -> None:
         check_window_options(self.patch, self.stride, self.batch, self.mode)
@@ -39,9 +43,16 @@ class ScanOptions:
             )
         if self.max_pixels < 1:
             raise OptionError("max_pixels", "give a positive number of pixels", self.max_pixels)
+        Scale(self.mm_per_px, tuple(self.width_classes_mm))  # refuses a bad scale or width classes
+        if self.mm_per_px is not None and not self.trace:
+            raise OptionError("mm_per_px", "measures traced cracks: add `trace`", self.mm_per_px)
         index, count = self.shard
         if count < 1 or not 0 <= index < count:
             raise OptionError("shard", "I must be 0 to N-1 and N at least 1", f"{index}/{count}")
+
+    @property
+    def scale(self) -> Scale:
+        return Scale(self.mm_per_px, tuple(self.width_classes_mm))
 
     @property
     def summary_name(self) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 WHITE = (255, 255, 255)
 BLACK = (0, 0, 0)
 OUTLINE = (255, 40, 40)
+TRACE = (255, 0, 255)  # magenta: in no colour of the heatmap's scale
 MAX_ALPHA = 0.6  # the heat colour never hides the surface under it completely
 LEGEND_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -71,6 +72,16 @@ def render_overlay(
     cv2.drawContours(image, contours, -1, OUTLINE, thickness, cv2.LINE_AA)
     _draw_legend(image, threshold, caption)
     return image
+
+
+def draw_traces(image: np.ndarray, polylines: list[np.ndarray], scale: float) -> None:
+    """Crack centre lines (photo pixel coordinates, times ``scale`` for the picture) drawn on ``image``."""
+    if not polylines:
+        return
+    thickness = max(1, round(max(image.shape[:2]) / 1000))
+    shift = 4  # sub-pixel positions: 1/16 px
+    points = [np.round(line * scale * (1 << shift)).astype(np.int32).reshape(-1, 1, 2) for line in polylines]
+    cv2.polylines(image, points, False, TRACE, thickness, cv2.LINE_AA, shift)
 
 
 def load_legend_font() -> None:
