@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from crackcli.io.atomic import atomic_write_bytes
-from crackcli.io.images import ImageReadError, read_mask, read_rgb, write_image
+from crackcli.io.images import ImageReadError, read_gray, read_mask, read_rgb, write_image
 
 
 def pixels(h=40, w=60, seed=0):
@@ -26,6 +26,18 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6  # rotate 90° clockwise for display
     image.save(tmp_path / "r.jpg", exif=exif, quality=100)
     assert read_rgb(tmp_path / "r.jpg").shape == (50, 30, 3)
+
+
+def test_grey_pixels_are_oriented_and_scaled_as_the_colour_ones(tmp_path):
+    """Tracing reads the photo again in grey at full size: it must be the colour photo's own pixels."""
+    data = cv2.GaussianBlur(pixels(60, 100), (0, 0), 3)
+    image = Image.fromarray(data)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "r.jpg", exif=exif, quality=100)
+    colour, grey = read_rgb(tmp_path / "r.jpg"), read_gray(tmp_path / "r.jpg")
+    assert grey.shape == colour.shape[:2] == (100, 60)
+    assert np.abs(cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY).astype(int) - grey).max() <= 3
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "I;16"])

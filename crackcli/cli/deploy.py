@@ -119,6 +119,23 @@ def scan(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Redo photos whose report is already in --out.")] = False,
     max_pixels: Annotated[int, typer.Option(help="Refuse photos above this many pixels (bomb guard).")] = 300_000_000,
+    trace: Annotated[
+        bool,
+        typer.Option(
+            "--trace",
+            help="In crack windows, trace the crack pixels (NAME_cracks.png), centre lines, lengths and widths.",
+        ),
+    ] = False,
+    mm_per_px: Annotated[
+        float | None, typer.Option(help="With --trace: millimetres per photo pixel, for measurements in mm.")
+    ] = None,
+    scale_line: Annotated[
+        str | None,
+        typer.Option(help="With --trace: X1,Y1,X2,Y2,MM: two photo points (pixels) MM millimetres apart."),
+    ] = None,
+    width_classes: Annotated[
+        str, typer.Option(help="With --trace and a scale: width class boundaries in mm.")
+    ] = "0.1,0.3,1",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print each photo's report as one JSON line on stdout.")
     ] = False,
@@ -135,6 +152,7 @@ def scan(
     to scan the rest).
     """
     from crackcli.io.inputs import parse_shard, read_null_separated, read_path_list
+    from crackcli.measure.measurements import parse_widths, photo_scale
     from crackcli.scan.api import ScanOptions, plan_scan
 
     if null and "-" not in inputs:
@@ -160,6 +178,9 @@ def scan(
         shard=parse_shard(shard) if shard else (0, 1),
         force=force,
         max_pixels=max_pixels,
+        trace=trace,
+        mm_per_px=photo_scale(mm_per_px, scale_line),
+        width_classes_mm=parse_widths(width_classes),
     )
     planned = plan_scan(sources, options)
     fallback = planned.predictor.fallback

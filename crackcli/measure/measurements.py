@@ -27,7 +27,8 @@ class Scale:
             raise OptionError("mm_per_px", "give the length of one pixel in millimetres, over 0", self.mm_per_px)
         bounds = self.width_classes_mm
         if not bounds or any(b <= 0 for b in bounds) or list(bounds) != sorted(set(bounds)):
-            raise OptionError("width_classes", "give increasing widths in mm, e.g. 0.1,0.3,1", bounds)
+            given = ",".join(f"{b:g}" for b in bounds)
+            raise OptionError("width_classes", "give increasing widths in mm, e.g. 0.1,0.3,1", given)
 
     def class_names(self) -> list[str]:
         bounds = [f"{b:g}" for b in self.width_classes_mm]
@@ -47,6 +48,21 @@ def scale_from_line(text: str) -> float:
     if pixels == 0 or not 0 < mm < math.inf:
         raise OptionError("scale_line", "the two points must differ and the distance be over 0 mm", text)
     return mm / pixels
+
+
+def photo_scale(mm_per_px: float | None, scale_line: str | None) -> float | None:
+    """The scale the user gave, as mm per pixel or as a line of known length; not both."""
+    if mm_per_px is not None and scale_line is not None:
+        raise OptionError("scale_line", "give the scale once: `mm_per_px` or `scale_line`", scale_line)
+    return scale_from_line(scale_line) if scale_line is not None else mm_per_px
+
+
+def parse_widths(text: str) -> tuple[float, ...]:
+    """Width class boundaries from ``0.1,0.3,1`` (mm)."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise OptionError("width_classes", "give increasing widths in mm, e.g. 0.1,0.3,1", text) from None
 
 
 def measure(lines: list[CenterLine], scale: Scale) -> dict:

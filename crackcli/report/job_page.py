@@ -32,6 +32,15 @@ def _thumbnail(overlay: str | None, folder: Path) -> str | None:
     return thumb if found else overlay  # folders scanned before thumbnails existed
 
 
+def _measured(row: dict[str, Any], name: str, decimals: int) -> str | None:
+    """A traced measurement as text, in mm where the scan had a scale, else in pixels; None untraced."""
+    for unit in ("mm", "px"):
+        value = row.get(f"{name}_{unit}")
+        if value not in (None, ""):
+            return f"{float(value):.{decimals}f} {unit}"
+    return None
+
+
 def _photo(row: dict[str, Any], folder: Path) -> dict[str, Any]:
     """What the page shows of one summary row (short keys: the island is the page's bulk)."""
     image = row.get("image") or ""
@@ -45,6 +54,8 @@ def _photo(row: dict[str, Any], folder: Path) -> dict[str, Any]:
         "fraction": row.get("crack_fraction"),
         "max": row.get("max_crack_prob"),
         "regions": region_boxes(row),
+        "length": _measured(row, "crack_length", 1),
+        "width": _measured(row, "max_width", 2),
         "taken": row.get("taken"),
         "camera": row.get("camera"),
         "lat": row.get("latitude"),

@@ -27,6 +27,10 @@ SUMMARY_FIELDS = (
     "max_crack_prob",
     "regions",
     "region_boxes",
+    "crack_length_px",
+    "max_width_px",
+    "crack_length_mm",
+    "max_width_mm",
     "taken",
     "camera",
     "latitude",
@@ -39,6 +43,7 @@ SUMMARY_FIELDS = (
 )
 _NUMBERS = frozenset(
     ("width", "height", "windows", "crack_windows", "crack_fraction", "max_crack_prob", "regions")
+    + ("crack_length_px", "max_width_px", "crack_length_mm", "max_width_mm")
     + ("latitude", "longitude", "altitude", "seconds")
 )
 SHARD_PATTERN = "summary-*-of-*.csv"
@@ -48,6 +53,7 @@ def summary_row(report: dict[str, Any], status: str) -> dict[str, Any]:
     """The row of a scanned (or kept) photo's report."""
     summary = report["summary"]
     facts = report.get("exif") or {}
+    traced = summary.get("trace") or {}  # `crack scan --trace` only
     return {
         "image": report["image"],
         "status": status,
@@ -59,6 +65,10 @@ def summary_row(report: dict[str, Any], status: str) -> dict[str, Any]:
         "max_crack_prob": summary["max_crack_prob"],
         "regions": len(summary["regions"]),
         "region_boxes": json.dumps([[*r["bbox"], r["max_prob"]] for r in summary["regions"]]),
+        "crack_length_px": traced.get("length_px"),
+        "max_width_px": traced.get("max_width_px"),
+        "crack_length_mm": traced.get("length_mm"),
+        "max_width_mm": traced.get("max_width_mm"),
         "taken": facts.get("taken"),
         "camera": facts.get("camera"),
         "latitude": facts.get("latitude"),
