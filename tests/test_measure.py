@@ -86,6 +86,12 @@ def test_a_branching_crack_keeps_its_branches_and_loses_thinning_spurs():
     assert all(line.length_px > 5 for line in lines)
 
 
+def test_every_skeleton_pixel_of_a_short_line_has_its_width():
+    mask = band((40, 40), (10, 20), (14, 20), 3)  # a stub shorter than the width window
+    lines = center_lines(mask)
+    assert lines and all(len(line.widths_px) == len(line.pixels) for line in lines)
+
+
 def test_width_map_is_one_for_a_one_pixel_line():
     mask = np.zeros((20, 20), bool)
     mask[10, 2:18] = True

@@ -198,3 +198,19 @@ def test_a_shard_scanned_again_after_the_merge_shows_its_new_rows(crack_model, t
     with open(out / "summary.csv", newline="") as handle:
         merged = {Path(row["image"]).name: int(row["crack_windows"]) for row in csv.DictReader(handle)}
     assert merged["p0.png"] == 0 and merged["p1.png"] > 0
+
+
+def test_traced_measurements_reach_the_page_in_mm_with_a_scale_and_in_px_without(crack_model, tmp_path):
+    _, model, _ = crack_model
+    photo = tmp_path / "cracked.png"
+    write_image(photo, texture_photo(256, 192, seed=3, crack_rows=(96,), thickness=3))
+    for name, scale in (("scaled", ["--mm-per-px", "0.5"]), ("pixels", [])):
+        out = tmp_path / name
+        args = ["scan", str(photo), "--model", str(model), "--out", str(out), "--patch", "64", "--trace", *scale]
+        assert runner.invoke(app, args).exit_code == 0
+        row = next(csv.DictReader(open(out / "summary.csv")))
+        (shown,) = island((out / "index.html").read_text())
+        assert float(row["crack_length_px"]) > 100  # the drawn crack was traced
+        unit = "mm" if scale else "px"
+        assert shown["length"] == f"{float(row[f'crack_length_{unit}']):.1f} {unit}"
+        assert shown["width"] == f"{float(row[f'max_width_{unit}']):.2f} {unit}"

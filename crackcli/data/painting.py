@@ -82,6 +82,19 @@ def paint_hairline(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _darken(rgb, depth)
 
 
+def paint_crack_with_mask(
+    rgb: np.ndarray, rng: np.random.Generator, widths: tuple[float, float], darkness: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``rgb`` with a jagged crack across it, ``widths`` px wide and darkened by a share drawn from
+    ``darkness``, and the crack's mask (bool): pictures whose crack pixels are known, for measuring a
+    crack extractor on real surface texture."""
+    height, width = rgb.shape[:2]
+    step = max(1.5, 0.6 * widths[1])
+    drawn = _crack_path(np.zeros((height, width), np.float32), rng, widths, step, cross=True)
+    depth = cv2.GaussianBlur(drawn, (0, 0), 0.6) * rng.uniform(*darkness)  # a lens's blur
+    return _darken(rgb, depth), drawn >= 0.5
+
+
 def paint_stains(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``rgb`` with one to three small dark blots (pits, stains), 3-12 px across.
 

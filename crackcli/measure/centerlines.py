@@ -28,6 +28,7 @@ class CenterLine:
     points: np.ndarray  # (K, 2) float64 x, y in photo pixels, simplified
     length_px: float
     widths_px: np.ndarray  # the width at each skeleton pixel along it
+    pixels: np.ndarray  # (N, 2) int64 x, y of those skeleton pixels, in photo pixels
 
     @property
     def max_width_px(self) -> float:
@@ -64,7 +65,8 @@ def center_lines(mask: np.ndarray, origin: tuple[int, int] = (0, 0)) -> list[Cen
             continue
         length = float(np.linalg.norm(np.diff(simplified.astype(np.float64), axis=0), axis=1).sum())
         widths = _widths_along(path, area, half_widths[ys[[0, -1]], xs[[0, -1]]])
-        lines.append(CenterLine(simplified.astype(np.float64) + origin, length, widths))
+        pixels = np.stack([xs, ys], axis=1) + origin
+        lines.append(CenterLine(simplified.astype(np.float64) + origin, length, widths, pixels))
     return lines
 
 
@@ -90,9 +92,14 @@ def _widths_along(path: np.ndarray, area: np.ndarray, end_reach: np.ndarray) -> 
     # each pixel stands for half the step before it and half the step after it
     own = np.concatenate([[steps[0] / 2], (steps[:-1] + steps[1:]) / 2, [steps[-1] / 2]])
     own[[0, -1]] += end_reach
-    window = np.ones(2 * WIDTH_SPAN + 1)
-    widths = np.convolve(given, window, "same") / np.convolve(own, window, "same")
-    return np.maximum(widths, 1).astype(np.float32)
+    return np.maximum(_window_sums(given) / _window_sums(own), 1).astype(np.float32)
+
+
+def _window_sums(values: np.ndarray) -> np.ndarray:
+    """At each index, the sum of ``values`` within WIDTH_SPAN of it (fewer at the ends)."""
+    total = np.concatenate([[0.0], np.cumsum(values)])
+    index = np.arange(len(values))
+    return total[np.minimum(index + WIDTH_SPAN + 1, len(values))] - total[np.maximum(index - WIDTH_SPAN, 0)]
 
 
 def _neighbours(thin: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:

@@ -21,12 +21,14 @@ MAD_TO_SIGMA = 1.4826  # the median absolute deviation of Gaussian noise times t
 
 @dataclass(frozen=True)
 class ExtractSettings:
+    # Defaults: the top-hat's width set by the widest crack to measure; the levels and smoothing chosen
+    # on synthetic photos with known masks (`crack synth`), never on the real sets they are reported on.
     max_width_px: int = 21  # side of the top-hat's square: dark lines up to about this wide are kept whole
     seed_level: float = 4.0  # seed pixels: this many noise σ above the median top-hat
-    grow_share: float = 0.5  # grown pixels: this share of the seed level
+    grow_share: float = 0.7  # grown pixels: this share of the seed level
     min_length_px: int = 20  # a crack's bounding square is at least this long
     max_fill: float = 0.3  # ... and its pixels fill at most this share of that square
-    smoothing_px: float = 1.0  # σ of the Gaussian that smooths the top-hat before thresholds
+    smoothing_px: float = 0.0  # σ of a Gaussian smoothing the top-hat before thresholds (0: none)
 
     def __post_init__(self) -> None:
         if self.max_width_px < 3:
