@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from crackcli.errors import OptionError
-from crackcli.measure.centerlines import center_lines, width_map
+from crackcli.measure.centerlines import center_lines, edge_widths
 from crackcli.measure.extract import ExtractSettings, crack_pixels
 from crackcli.measure.measurements import Scale, measure, scale_from_line
 
@@ -92,10 +92,12 @@ def test_every_skeleton_pixel_of_a_short_line_has_its_width():
     assert lines and all(len(line.widths_px) == len(line.pixels) for line in lines)
 
 
-def test_width_map_is_one_for_a_one_pixel_line():
+def test_edge_width_is_one_on_a_one_pixel_line_and_three_on_three():
     mask = np.zeros((20, 20), bool)
     mask[10, 2:18] = True
-    assert set(np.unique(width_map(mask)[mask])) == {1.0}
+    mask[14:17, 2:18] = True
+    assert set(edge_widths(mask, np.argwhere(mask[:11]))) == {1.0}
+    assert edge_widths(mask, np.array([[15, 9]]))[0] == 3.0
 
 
 def test_measurements_in_mm_and_width_classes():

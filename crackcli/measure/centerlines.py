@@ -2,9 +2,8 @@
 
 The skeleton (scikit-image's thinning) is walked pixel to pixel between its ends and junctions; each
 walk becomes a polyline (Douglas-Peucker to within a pixel), whose length is the crack's length there.
-The width along a walk is crack area per length: every crack pixel is given to its nearest skeleton
-pixel, and over a few skeleton pixels either side the pixels given divided by the length walked is the
-width there.  Unlike twice the distance to the edge, this does not depend on the crack's angle to the
+The width at a skeleton pixel is crack area per centre-line length in a square around it that holds
+the crack's cross-section.  Unlike twice the distance to the edge, this does not depend on the crack's angle to the
 pixel grid (at 30° a 3 px crack's distance transform says 1.8 or 3).  Spurs shorter than the crack is
 wide at their junction are thinning artefacts of wide cracks and are dropped, as are the one-step
 links between the pixels of a junction.
@@ -35,87 +34,111 @@ class CenterLine:
         return float(self.widths_px.max())
 
 
-def width_map(mask: np.ndarray) -> np.ndarray:
-    """float32 ``2·d − 1`` at every crack pixel, ``d`` its distance to the nearest non-crack pixel centre (the
-    width of the crack if the pixel is on its centre line, exact along the pixel grid); 0 elsewhere."""
+def edge_widths(mask: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """``2·d − 1`` at ``pixels`` ((N, 2) as y, x) of ``mask``, ``d`` the distance to the nearest non-crack
+    pixel centre: the crack's width there if the pixel is on its centre line, exact along the pixel grid."""
     distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return np.where(mask, np.maximum(2 * distance - 1, 1), 0).astype(np.float32)
+    return np.maximum(2 * distance[pixels[:, 0], pixels[:, 1]] - 1, 1).astype(np.float32)
+
+
+def load_thinning() -> None:
+    """Import scikit-image's thinning (about 0.5 s, scipy included), which only tracing needs: a scan
+    that traces does it on a worker thread while its first photo is scored."""
+    from skimage.morphology import skeletonize  # noqa: F401
 
 
 def skeleton(mask: np.ndarray) -> np.ndarray:
-    from skimage.morphology import skeletonize  # 0.4 s of imports that only tracing needs
+    from skimage.morphology import skeletonize
 
     return skeletonize(mask.astype(bool))
 
 
 def center_lines(mask: np.ndarray, origin: tuple[int, int] = (0, 0)) -> list[CenterLine]:
     """The centre lines of the crack pixels of ``mask`` (bool), in the coordinates of a photo in which
-    ``mask``'s top-left pixel is at ``origin`` (x, y)."""
+    ``mask``'s top-left pixel is at ``origin`` (x, y).
+
+    Each crack (connected group of pixels) is thinned and measured in its own bounding box: a long
+    crack's box is a fraction of the area the cracks of a photo span together."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    lines: list[CenterLine] = []
+    for label in range(1, count):
+        x, y, width, height = (int(v) for v in stats[label, :4])
+        alone = np.pad(labels[y : y + height, x : x + width] == label, 1)  # a background border
+        lines += _component_lines(alone, (origin[0] + x - 1, origin[1] + y - 1))
+    return lines
+
+
+def _component_lines(mask: np.ndarray, origin: tuple[int, int]) -> list[CenterLine]:
     thin = skeleton(mask)
-    area = _area_per_skeleton_pixel(mask, thin)
-    edge_widths = width_map(mask)
-    half_widths = edge_widths / 2
-    paths = _prune_spurs(_walk(thin), edge_widths)
+    pixels = np.argwhere(thin)  # (N, 2) y, x, in row-major order
+    if not len(pixels):
+        return []
+    edge = edge_widths(mask, pixels)
+    paths = _prune_spurs(_walk(_neighbours(pixels)), edge)
+    widths = _local_widths(mask, pixels, paths, edge)
     lines = []
     for path in paths:
-        ys, xs = path[:, 0], path[:, 1]
+        ys, xs = pixels[path, 0], pixels[path, 1]
         points = np.stack([xs, ys], axis=1).astype(np.float32)
         simplified = cv2.approxPolyDP(points.reshape(-1, 1, 2), SIMPLIFY_PX, False).reshape(-1, 2)
         if len(simplified) < 2:  # a single pixel: a dot, no line
             continue
         length = float(np.linalg.norm(np.diff(simplified.astype(np.float64), axis=0), axis=1).sum())
-        widths = _widths_along(path, area, half_widths[ys[[0, -1]], xs[[0, -1]]])
-        pixels = np.stack([xs, ys], axis=1) + origin
-        lines.append(CenterLine(simplified.astype(np.float64) + origin, length, widths, pixels))
+        lines.append(
+            CenterLine(simplified.astype(np.float64) + origin, length, widths[path], points.astype(np.int64) + origin)
+        )
     return lines
 
 
-def _area_per_skeleton_pixel(mask: np.ndarray, thin: np.ndarray) -> np.ndarray:
-    """For every pixel of the skeleton, how many crack pixels are nearer to it than to any other (else 0)."""
-    if not thin.any():
-        return np.zeros(mask.shape, np.float32)
-    _, nearest = cv2.distanceTransformWithLabels(
-        np.where(thin, 0, 255).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    counts = np.bincount(nearest[mask.astype(bool)], minlength=int(nearest.max()) + 1).astype(np.float32)
-    return np.where(thin, counts[nearest], 0).astype(np.float32)
+def _local_widths(mask: np.ndarray, pixels: np.ndarray, paths: list[np.ndarray], edge: np.ndarray) -> np.ndarray:
+    """The width at each skeleton pixel: crack area over centre-line length in a square around it, wide
+    enough to hold the crack's cross-section and at least WIDTH_SPAN pixels either side (sums from
+    integral images: a few operations per pixel of the crack's box, whatever the box's size)."""
+    own = np.zeros(len(pixels))  # the centre-line length each skeleton pixel stands for
+    ends = np.bincount(np.concatenate([path[[0, -1]] for path in paths]), minlength=len(pixels)) if paths else []
+    for path in paths:
+        if len(path) > 1:
+            steps = np.linalg.norm(np.diff(pixels[path].astype(np.float64), axis=0), axis=1)
+            halves = np.concatenate([[0.0], steps / 2]) + np.concatenate([steps / 2, [0.0]])
+        else:
+            halves = np.ones(1)
+        own[path] = np.maximum(own[path], halves)
+    # Thinning stops about half a width short of a free end: the tip's area belongs to that much more length.
+    free = np.flatnonzero(np.asarray(ends) == 1)
+    own[free] += edge[free] / 2
+    # Lengths in 1/16 px as uint8 (at most about 12 px a pixel): OpenCV integrates 8-bit images several
+    # times faster than floating-point ones.
+    length_image = np.zeros(mask.shape, np.uint8)
+    length_image[pixels[:, 0], pixels[:, 1]] = np.minimum(np.round(own * 16), 255).astype(np.uint8)
+    areas = cv2.integral(mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8), sdepth=cv2.CV_32S)
+    lengths = cv2.integral(length_image, sdepth=cv2.CV_32S)
+    height, width = mask.shape
+    reach = np.maximum(WIDTH_SPAN, np.ceil(0.75 * edge).astype(np.int64) + 1)
+    y0, y1 = np.clip(pixels[:, 0] - reach, 0, height), np.clip(pixels[:, 0] + reach + 1, 0, height)
+    x0, x1 = np.clip(pixels[:, 1] - reach, 0, width), np.clip(pixels[:, 1] + reach + 1, 0, width)
+
+    def box(sums: np.ndarray) -> np.ndarray:
+        return sums[y1, x1] - sums[y0, x1] - sums[y1, x0] + sums[y0, x0]
+
+    return np.maximum(16 * box(areas) / np.maximum(box(lengths), 1), 1).astype(np.float32)
 
 
-def _widths_along(path: np.ndarray, area: np.ndarray, end_reach: np.ndarray) -> np.ndarray:
-    """The width at each pixel of a path: the crack pixels given to the path's pixels within WIDTH_SPAN
-    of it, over the length of path they span; the end pixels also span ``end_reach`` beyond themselves
-    (thinning stops about half a width short of a crack's tip)."""
-    given = area[path[:, 0], path[:, 1]].astype(np.float64)
-    if len(path) == 1:
-        return np.maximum(given / (1 + 2 * end_reach[0]), 1).astype(np.float32)
-    steps = np.linalg.norm(np.diff(path.astype(np.float64), axis=0), axis=1)
-    # each pixel stands for half the step before it and half the step after it
-    own = np.concatenate([[steps[0] / 2], (steps[:-1] + steps[1:]) / 2, [steps[-1] / 2]])
-    own[[0, -1]] += end_reach
-    return np.maximum(_window_sums(given) / _window_sums(own), 1).astype(np.float32)
+def _neighbours(pixels: np.ndarray) -> list[list[int]]:
+    """Each skeleton pixel's neighbouring pixel indices, found by their row-major positions (sorted, as
+    ``argwhere`` gives them) rather than through an index image as large as the crack's bounding box."""
+    row = int(pixels[:, 1].max()) + 2  # a spare column: a step left of column 0 never lands on a pixel
+    positions = pixels[:, 0] * row + pixels[:, 1]
+    around = np.full((len(pixels), len(_STEPS)), -1, np.int64)
+    for k, (dy, dx) in enumerate(_STEPS):
+        wanted = positions + dy * row + dx
+        found = np.minimum(np.searchsorted(positions, wanted), len(positions) - 1)
+        around[:, k] = np.where(positions[found] == wanted, found, -1)
+    return [[int(n) for n in near if n >= 0] for near in around]
 
 
-def _window_sums(values: np.ndarray) -> np.ndarray:
-    """At each index, the sum of ``values`` within WIDTH_SPAN of it (fewer at the ends)."""
-    total = np.concatenate([[0.0], np.cumsum(values)])
-    index = np.arange(len(values))
-    return total[np.minimum(index + WIDTH_SPAN + 1, len(values))] - total[np.maximum(index - WIDTH_SPAN, 0)]
-
-
-def _neighbours(thin: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
-    """The skeleton's pixels (N, 2) as (y, x), and each one's neighbouring pixel indices."""
-    pixels = np.argwhere(thin)
-    index = np.full(thin.shape, -1, np.int64)
-    index[pixels[:, 0], pixels[:, 1]] = np.arange(len(pixels))
-    padded = np.pad(index, 1, constant_values=-1)
-    around = np.stack([padded[1 + dy + pixels[:, 0], 1 + dx + pixels[:, 1]] for dy, dx in _STEPS], axis=1)
-    return pixels, [[int(n) for n in row if n >= 0] for row in around]
-
-
-def _walk(thin: np.ndarray) -> list[np.ndarray]:
-    """Pixel paths (K, 2) as (y, x) covering every skeleton link once: from ends and junctions to the
-    next end or junction, then loops."""
-    pixels, neighbours = _neighbours(thin)
+def _walk(neighbours: list[list[int]]) -> list[np.ndarray]:
+    """Paths of skeleton pixel indices covering every link once: from ends and junctions to the next end
+    or junction, then loops, then lone pixels."""
     degree = np.array([len(n) for n in neighbours], np.int64)
     used: set[tuple[int, int]] = set()  # links walked, as (smaller, larger) pixel index
     paths: list[np.ndarray] = []
@@ -123,47 +146,41 @@ def _walk(thin: np.ndarray) -> list[np.ndarray]:
     def link(a: int, b: int) -> tuple[int, int]:
         return (a, b) if a < b else (b, a)
 
-    def follow(start: int, first: int) -> list[int]:
+    def follow(start: int, first: int) -> np.ndarray:
         path, previous, current = [start], start, first
         used.add(link(start, first))
         while True:
             path.append(current)
             if degree[current] != 2 or current == start:
-                return path
+                return np.array(path, np.int64)
             onward = [n for n in neighbours[current] if n != previous and link(n, current) not in used]
             if not onward:
-                return path
+                return np.array(path, np.int64)
             previous, current = current, onward[0]
             used.add(link(previous, current))
 
-    for node in np.flatnonzero(degree != 2):
+    for node in (int(n) for n in np.flatnonzero(degree != 2)):
         for first in neighbours[node]:
-            if link(int(node), first) not in used:
-                paths.append(pixels[follow(int(node), first)])
-    for start in np.flatnonzero(degree == 2):  # what is left is loops of degree-2 pixels
+            if link(node, first) not in used:
+                paths.append(follow(node, first))
+    for start in (int(n) for n in np.flatnonzero(degree == 2)):  # what is left is loops of degree-2 pixels
         for first in neighbours[start]:
-            if link(int(start), first) not in used:
-                paths.append(pixels[follow(int(start), first)])
-    paths.extend(pixels[[i]] for i in np.flatnonzero(degree == 0))
+            if link(start, first) not in used:
+                paths.append(follow(start, first))
+    paths.extend(np.array([i], np.int64) for i in np.flatnonzero(degree == 0))
     return paths
 
 
 def _prune_spurs(paths: list[np.ndarray], widths: np.ndarray) -> list[np.ndarray]:
-    """Drop the paths that run from a free end to a junction and are shorter than the crack is wide there."""
-    ends: dict[tuple[int, int], int] = {}
-    for path in paths:
-        for y, x in (path[0], path[-1]):
-            ends[(int(y), int(x))] = ends.get((int(y), int(x)), 0) + 1
-
-    def free(point: np.ndarray) -> bool:
-        return ends[(int(point[0]), int(point[1]))] == 1
-
+    """Drop the paths that run from a free end to a junction and are shorter than the crack is wide there
+    (``widths`` by skeleton pixel index)."""
+    ends = np.bincount(np.concatenate([path[[0, -1]] for path in paths]), minlength=len(widths)) if paths else []
     kept = []
     for path in paths:
-        head, tail = free(path[0]), free(path[-1])
+        head, tail = ends[path[0]] == 1, ends[path[-1]] == 1
         if head != tail:  # one free end, one junction
             junction = path[-1] if head else path[0]
-            if len(path) <= widths[junction[0], junction[1]]:
+            if len(path) <= widths[junction]:
                 continue
         elif not head and len(path) == 2:
             continue  # two touching pixels of one junction, not a stretch of crack

@@ -17,15 +17,17 @@ import numpy as np
 from crackcli.errors import OptionError
 
 MAD_TO_SIGMA = 1.4826  # the median absolute deviation of Gaussian noise times this is its σ
+NOISE_SAMPLE = 250_000  # pixels the noise level is estimated from, at most
 
 
 @dataclass(frozen=True)
 class ExtractSettings:
-    # Defaults: the top-hat's width set by the widest crack to measure; the levels and smoothing chosen
-    # on synthetic photos with known masks (`crack synth`), never on the real sets they are reported on.
+    # Defaults: the best by pixel F on CCIC texture with painted cracks (`benchmarks/trace_tune.py`);
+    # that design of the tuning photos (not the one with asphalt) chosen on uav75_dev and pavement_crops,
+    # never on the sets the figures are reported on (docs/BENCHMARKS.md, "Crack traces").
     max_width_px: int = 21  # side of the top-hat's square: dark lines up to about this wide are kept whole
     seed_level: float = 4.0  # seed pixels: this many noise σ above the median top-hat
-    grow_share: float = 0.7  # grown pixels: this share of the seed level
+    grow_share: float = 0.85  # grown pixels: this share of the seed level
     min_length_px: int = 20  # a crack's bounding square is at least this long
     max_fill: float = 0.3  # ... and its pixels fill at most this share of that square
     smoothing_px: float = 0.0  # σ of a Gaussian smoothing the top-hat before thresholds (0: none)
@@ -38,7 +40,8 @@ class ExtractSettings:
 
 
 def top_hat(gray: np.ndarray, settings: ExtractSettings) -> np.ndarray:
-    """float32 darkness against the surroundings (0 where nothing is darker than its neighbourhood)."""
+    """Darkness against the surroundings (0 where nothing is darker than its neighbourhood): uint8 grey
+    levels, float32 when smoothed."""
     side = settings.max_width_px | 1  # odd: centred
     # A square kernel: OpenCV runs it as two 1-D passes, 15x faster than a disc of the same width.
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
@@ -46,9 +49,9 @@ def top_hat(gray: np.ndarray, settings: ExtractSettings) -> np.ndarray:
     # passes instead, a shaded image's edge comes out darker than it is (a false crack along it).
     pad = side
     padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    hat = cv2.morphologyEx(padded, cv2.MORPH_BLACKHAT, kernel)[pad:-pad, pad:-pad].astype(np.float32)
+    hat = cv2.morphologyEx(padded, cv2.MORPH_BLACKHAT, kernel)[pad:-pad, pad:-pad]  # uint8, as the photo
     if settings.smoothing_px > 0:
-        return np.asarray(cv2.GaussianBlur(hat, (0, 0), settings.smoothing_px), np.float32)
+        return np.asarray(cv2.GaussianBlur(hat.astype(np.float32), (0, 0), settings.smoothing_px), np.float32)
     return hat
 
 
@@ -57,6 +60,8 @@ def noise_level(hat: np.ndarray, within: np.ndarray | None = None) -> tuple[floa
     values = hat[within] if within is not None else hat.ravel()
     if values.size == 0:
         return 0.0, 1.0
+    # a regular sample (the median of millions is slow), in floating point: grey levels would round the MAD
+    values = values[:: max(1, values.size // NOISE_SAMPLE)].astype(np.float32)
     median = float(np.median(values))
     sigma = float(np.median(np.abs(values - median))) * MAD_TO_SIGMA
     return median, max(sigma, 1e-3)

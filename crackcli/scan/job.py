@@ -32,6 +32,7 @@ from crackcli.errors import CrackError, UsageError
 from crackcli.io.atomic import OutputError, atomic_write_bytes, make_folder
 from crackcli.io.exif import PhotoFacts
 from crackcli.io.images import ImageReadError, read_gray, read_header, read_rgb, write_image
+from crackcli.measure.centerlines import load_thinning
 from crackcli.measure.measurements import measure
 from crackcli.model.predictors import Predictor
 from crackcli.report.job_files import refresh_job_files
@@ -204,6 +205,8 @@ class ScanJob:
                 writer.submit(load_template)  # one-time costs, paid while the first photo is scored
                 if self.options.overlay:
                     writer.submit(load_legend_font)
+                if self.options.trace:
+                    writer.submit(load_thinning)
                 for path, stem, decoded in self._decoded_ahead(photos, events):
                     pending.append((path, self._start(path, stem, decoded, writer)))
                     if len(pending) > 1:
@@ -382,7 +385,7 @@ class ScanJob:
         if traced is not None:
             self._add_traces(summary, traced, regions)
             outputs["cracks"] = str(out / f"{stem}_cracks.png")
-            write_image(Path(outputs["cracks"]), traced.mask.view(np.uint8) * np.uint8(255))
+            write_image(Path(outputs["cracks"]), traced.mask.view(np.uint8) * np.uint8(255), bilevel=1)
         levels = heat_levels(heat)  # the heatmap file and the overlay's colours
         write_image(Path(outputs["heatmap"]), levels)
         if base is not None:
