@@ -95,7 +95,7 @@ def _local_widths(mask: np.ndarray, pixels: np.ndarray, paths: list[np.ndarray],
     enough to hold the crack's cross-section and at least WIDTH_SPAN pixels either side (sums from
     integral images: a few operations per pixel of the crack's box, whatever the box's size)."""
     own = np.zeros(len(pixels))  # the centre-line length each skeleton pixel stands for
-    ends = np.bincount(np.concatenate([path[[0, -1]] for path in paths]), minlength=len(pixels)) if paths else []
+    ends = _end_counts(paths, len(pixels))
     for path in paths:
         if len(path) > 1:
             steps = np.linalg.norm(np.diff(pixels[path].astype(np.float64), axis=0), axis=1)
@@ -104,7 +104,7 @@ def _local_widths(mask: np.ndarray, pixels: np.ndarray, paths: list[np.ndarray],
             halves = np.ones(1)
         own[path] = np.maximum(own[path], halves)
     # Thinning stops about half a width short of a free end: the tip's area belongs to that much more length.
-    free = np.flatnonzero(np.asarray(ends) == 1)
+    free = np.flatnonzero(ends == 1)
     own[free] += edge[free] / 2
     # Lengths in 1/16 px as uint8 (at most about 12 px a pixel): OpenCV integrates 8-bit images several
     # times faster than floating-point ones.
@@ -171,10 +171,17 @@ def _walk(neighbours: list[list[int]]) -> list[np.ndarray]:
     return paths
 
 
+def _end_counts(paths: list[np.ndarray], pixels: int) -> np.ndarray:
+    """How many paths start or end at each skeleton pixel: 1 at a free end, more at a junction."""
+    if not paths:
+        return np.zeros(pixels, np.int64)
+    return np.bincount(np.concatenate([path[[0, -1]] for path in paths]), minlength=pixels)
+
+
 def _prune_spurs(paths: list[np.ndarray], widths: np.ndarray) -> list[np.ndarray]:
     """Drop the paths that run from a free end to a junction and are shorter than the crack is wide there
     (``widths`` by skeleton pixel index)."""
-    ends = np.bincount(np.concatenate([path[[0, -1]] for path in paths]), minlength=len(widths)) if paths else []
+    ends = _end_counts(paths, len(widths))
     kept = []
     for path in paths:
         head, tail = ends[path[0]] == 1, ends[path[-1]] == 1
