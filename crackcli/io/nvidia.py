@@ -42,9 +42,10 @@ def _driver_text(version_file: Path | None) -> str | None:
 def driver_too_old(cuda_version: str | None, library: str, version_file: Path | None = None) -> str | None:
     """Why the loaded driver cannot run ``library`` built for ``cuda_version`` (e.g. "13.0"), with what to do;
     None when it can, when there is no driver, or when either version is unknown."""
-    driver = driver_version(version_file)
-    if driver is None or not cuda_version:
+    text = _driver_text(version_file)
+    if text is None or not cuda_version:
         return None
+    driver = tuple(int(part) for part in text.split("."))
     major = int(cuda_version.split(".")[0])
     needed = MINIMUM_DRIVER.get(major)
     if needed is None or driver[: len(needed)] >= needed:
@@ -52,6 +53,6 @@ def driver_too_old(cuda_version: str | None, library: str, version_file: Path | 
     older = [cuda for cuda, minimum in sorted(MINIMUM_DRIVER.items(), reverse=True) if driver[:2] >= minimum]
     other = f", or install {library} built for CUDA {older[0]} (README, 'On a GPU')" if older else ""
     return (
-        f"NVIDIA driver {_driver_text(version_file)} is too old for {library} built for CUDA {cuda_version} "
+        f"NVIDIA driver {text} is too old for {library} built for CUDA {cuda_version} "
         f"(needs driver {needed[0]} or newer): update the driver{other}"
     )

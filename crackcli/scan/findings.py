@@ -44,15 +44,15 @@ def heat_cell(patch: int, stride: int) -> int:
     return max(1, min(patch, stride) // 4)
 
 
-def _cell_boxes(windows: list[Window], cell: int, width: int, height: int) -> np.ndarray:
-    """Window boxes clipped to the photo, in heatmap cells (x0, y0, x1, y1), at least one cell each."""
+def window_cells(windows: list[Window], cell: int, width: int, height: int) -> np.ndarray:
+    """Window boxes clipped to the photo, in cells of ``cell`` photo pixels (x0, y0, x1, y1), at least one each."""
     boxes = np.array([w.box for w in windows], np.int64).reshape(-1, 4)
     boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
     boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
     return _cell_boxes_of(boxes, cell)
 
 
-def _paint(shape: tuple[int, int], cells: np.ndarray, values: np.ndarray) -> np.ndarray:
+def paint_cells(shape: tuple[int, int], cells: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Sum of ``values`` over the boxes ``cells`` (vectorised with a 2-D difference array)."""
     diff = np.zeros((shape[0] + 1, shape[1] + 1), np.float64)
     x0, y0, x1, y1 = cells.T
@@ -68,9 +68,9 @@ def crack_heatmap(windows: list[Window], crack_probs: np.ndarray, width: int, he
     shape = (-(-height // cell), -(-width // cell))
     if not windows:
         return np.zeros(shape, np.float32)
-    cells = _cell_boxes(windows, cell, width, height)
-    total = _paint(shape, cells, crack_probs.astype(np.float64))
-    count = _paint(shape, cells, np.ones(len(windows)))
+    cells = window_cells(windows, cell, width, height)
+    total = paint_cells(shape, cells, crack_probs.astype(np.float64))
+    count = paint_cells(shape, cells, np.ones(len(windows)))
     return np.divide(total, count, out=np.zeros(shape), where=count > 0.5).astype(np.float32)
 
 
@@ -107,7 +107,7 @@ def crack_regions(
         return [], np.zeros(shape, bool)
     tiles = _tiles([windows[i] for i in hits], stride, width, height)
     cells = _cell_boxes_of(tiles, cell)
-    mask = _paint(shape, cells, np.ones(len(hits))) > 0.5
+    mask = paint_cells(shape, cells, np.ones(len(hits))) > 0.5
     count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     owner = labels[cells[:, 1], cells[:, 0]]  # every cell of a painted tile carries its component's label
     probs = crack_probs[hits]

@@ -380,8 +380,9 @@ class ScanJob:
         )
         summary = summarize(crack, options.threshold, regions)
         outputs = {"report": str(self._report_path(stem)), "heatmap": str(out / f"{stem}_heatmap.png")}
+        tracing = time.perf_counter()
         traced = self._trace(path, decoded, scores, crack, regions) if options.trace else None
-        trace_s = time.perf_counter() - inferred
+        trace_s = time.perf_counter() - tracing if traced is not None else 0.0
         if traced is not None:
             self._add_traces(summary, traced, regions)
             outputs["cracks"] = str(out / f"{stem}_cracks.png")

@@ -17,7 +17,7 @@ from crackcli.data.tiling import Window
 from crackcli.measure.centerlines import CenterLine, center_lines
 from crackcli.measure.extract import ExtractSettings, crack_pixels
 from crackcli.measure.measurements import Scale, measure
-from crackcli.scan.findings import Region
+from crackcli.scan.findings import Region, paint_cells, window_cells
 
 # Windows are grouped on a grid of this many photo pixels, never pixel by pixel (a 42 MP photo).
 GROUP_CELL = 16
@@ -84,17 +84,12 @@ def _window_groups(
 ) -> list[tuple[int, int, int, int, np.ndarray]]:
     """The chosen windows grouped where they overlap or touch: each group's box (x0, y0, x1, y1) in the
     photo and the mask (bool, box-sized) of the pixels its windows cover, to the GROUP_CELL outside."""
-    boxes = np.array([w.box for w in windows], np.int64).reshape(-1, 4)[chosen]
-    if not len(boxes):
+    picked = [window for window, pick in zip(windows, chosen) if pick]
+    if not picked:
         return []
-    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
-    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
     cell = GROUP_CELL
-    grid = np.zeros((-(-height // cell), -(-width // cell)), np.uint8)
-    cells = boxes // cell
-    cells[:, 2:] = -(-boxes[:, 2:] // cell)
-    for cx0, cy0, cx1, cy1 in cells:
-        grid[cy0:cy1, cx0:cx1] = 1
+    shape = (-(-height // cell), -(-width // cell))
+    grid = (paint_cells(shape, window_cells(picked, cell, width, height), np.ones(len(picked))) > 0.5).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
     groups = []
     for label in range(1, count):
