@@ -59,6 +59,14 @@ def test_help_imports_no_heavy_library():
     assert proc.stdout.strip() == "[]"
 
 
+def test_the_scan_api_leaves_the_onnx_package_to_the_model_check():
+    """onnx (about 0.1 s to import) loads on the model-check thread, beside the first photo's decode."""
+    code = "import sys\nimport crackcli.scan.api\nprint('onnx' in sys.modules)\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize(
     ("message", "shown"),
     [

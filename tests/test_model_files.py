@@ -7,11 +7,14 @@ import numpy as np
 import onnx
 import pytest
 from onnx import helper
+from PIL import Image
 from typer.testing import CliRunner
 
 from crackcli.cli.app import app
 from crackcli.errors import CrackError
 from crackcli.model.onnx_files import load_checked
+from crackcli.model.onnx_properties import read_properties
+from crackcli.model.predictors import OnnxPredictor, load_predictor
 
 runner = CliRunner()
 
@@ -73,8 +76,6 @@ def test_external_data_anywhere_in_the_graph_is_refused_before_anything_is_read(
     # Through the command line, run from the folder the location is relative to; a missing target is
     # refused the same way, so the message does not tell whether a file exists.
     photo = tmp_path / "photo.png"
-    from PIL import Image
-
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photo)
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -132,9 +133,13 @@ def test_a_graph_that_does_not_match_its_metadata_is_refused_in_one_line(crack_m
     with pytest.raises(CrackError, match="does not match its crack metadata") as error:
         load_checked(crafted)
     assert says in str(error.value)
-    result = runner.invoke(app, ["scan", str(tmp_path), "--model", str(crafted), "--out", str(tmp_path / "o")])
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photos / "photo.png")
+    result = runner.invoke(app, ["scan", str(photos), "--model", str(crafted), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.count("\n") == 1 and str(crafted) in result.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def _tiny_checkpoint(tmp_path):
@@ -170,8 +175,6 @@ def test_weights_that_are_not_finite_are_never_saved_nor_used(tmp_path):
     torch.save(payload, tmp_path / "diverged.pt")
     photos = tmp_path / "photos"
     photos.mkdir()
-    from PIL import Image
-
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photos / "p.png")
     for label in ("crack", "no_crack"):
         (photos / label).mkdir()
@@ -233,10 +236,40 @@ def test_a_graph_onnx_runtime_cannot_run_is_refused_in_one_line(crack_model, tmp
     load_checked(crafted)  # a valid graph with crack metadata: only the runtime can tell
 
     photo = tmp_path / "photo.png"
-    from PIL import Image
-
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photo)
     result = runner.invoke(app, ["scan", str(photo), "--model", str(crafted), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.count("\n") == 1 and "ONNX Runtime cannot run this model" in result.stderr
     assert "Mystery" in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_the_quick_metadata_reading_agrees_with_onnx(crack_model, tmp_path):
+    """What sizes a scan before the full check is read from the protobuf encoding directly: it must give
+    what onnx gives, for the exported file and for keys repeated, empty or not ASCII."""
+    _, exported, _ = crack_model
+    model = onnx.load(str(exported))
+    for key, value in (("note", "première"), ("note", "second wins"), ("", ""), ("empty", "")):
+        model.metadata_props.add(key=key, value=value)
+    data = model.SerializeToString()
+    assert read_properties(exported, data) == {p.key: p.value for p in model.metadata_props}
+    assert read_properties(exported, data)["note"] == "second wins"
+    for damaged in (os.urandom(500), data[: len(data) // 2], b"\xff" * 12):
+        with pytest.raises(CrackError, match="not an ONNX model"):
+            read_properties(tmp_path / "m.onnx", damaged)
+
+
+def test_a_predictor_says_what_its_file_check_found_when_first_used(crack_model, tmp_path):
+    """The full check runs beside other work; a file it refuses is never run and the refusal reaches the
+    caller at ``ready`` (or at once from ``load_predictor``, which waits)."""
+    _, exported, _ = crack_model
+    model = onnx.load(str(exported))
+    _hide_in_constant(model, _external_tensor("secret.key"))
+    crafted = tmp_path / "crafted.onnx"
+    onnx.save(model, str(crafted))
+    predictor = OnnxPredictor(crafted, "cpu")
+    assert predictor.meta == load_checked(exported)[1].meta  # the metadata at once
+    for use in (predictor.ready, lambda: predictor.predict(np.zeros((1, 3, 8, 8), np.uint8))):
+        with pytest.raises(CrackError, match="external tensor files"):
+            use()
+    with pytest.raises(CrackError, match="external tensor files"):
+        load_predictor(crafted, "cpu")

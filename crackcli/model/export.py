@@ -34,7 +34,8 @@ from crackcli.io.atomic import atomic_write_bytes
 from crackcli.io.images import ImageReadError, read_rgb
 from crackcli.model.backbones import CrackNet
 from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint
-from crackcli.model.onnx_files import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, metadata_properties, set_properties
+from crackcli.model.onnx_files import set_properties
+from crackcli.model.onnx_properties import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, metadata_properties
 from crackcli.model.predictors import create_session, softmax
 
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -16,7 +16,14 @@ from crackcli.errors import CrackError, OptionError, UsageError
 from crackcli.io.nvidia import driver_present, driver_too_old
 from crackcli.io.system import usable_cpus
 from crackcli.model.meta import ModelMeta
-from crackcli.model.onnx_files import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, load_checked
+from crackcli.model.onnx_properties import (
+    INPUT_NAME,
+    LOGIT_MAP_OUTPUT,
+    PROBS_OUTPUT,
+    info_from_properties,
+    read_model_file,
+    read_properties,
+)
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -102,12 +109,19 @@ LOGIT_STRIDE = 32
 
 
 class OnnxPredictor:
-    """A `crack export` file run by ONNX Runtime; checked (``onnxfile.load_checked``) before use."""
+    """A `crack export` file run by ONNX Runtime; checked (``onnx_files.load_checked``) before it runs.
+
+    The file's metadata is read at once, so a caller can start on what needs only that (sizing windows,
+    decoding the first photo); the full check and building the runtime session happen on a thread of
+    their own, and the first use of the session (or ``ready``) waits for them and raises what they raised.
+    """
 
     def __init__(
         self, path: Path, device: str = "auto", threads: int | None = None, pad_batches: bool | None = None
     ) -> None:
-        model, info = load_checked(path)
+        check_device(device)
+        data = read_model_file(path)
+        info = info_from_properties(path, read_properties(path, data))
         # Pad batches and dense images to a few shapes; None: on the CUDA provider, where every new input
         # shape reruns cuDNN's algorithm search.
         self.pad_batches = pad_batches
@@ -117,12 +131,8 @@ class OnnxPredictor:
         self.meta = info.meta
         self.dense = info.dense
         self.scan_mode = info.scan_mode
-        check_device(device)
-        # The runtime session is built on its own thread (ONNX Runtime releases the GIL meanwhile), so a
-        # caller can start on what needs only the metadata, e.g. decoding the first photo; the first use
-        # of the session waits for it and raises what building it raised.
         builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-session")
-        self._starting = builder.submit(create_session, model.SerializeToString(), device, threads)
+        self._starting = builder.submit(_checked_session, path, data, device, threads)
         builder.shutdown(wait=False)
 
     def _started(self) -> tuple[ort.InferenceSession, str | None]:
@@ -189,6 +199,14 @@ def check_device(device: str) -> None:
         raise OptionError("device", "unknown device; choose auto, cpu or cuda", f"'{device}'")
 
 
+def _checked_session(path: Path, data: bytes, device: str, threads: int | None):
+    """The session of model file ``path`` (its bytes ``data``) once the whole file has passed its checks."""
+    from crackcli.model.onnx_files import load_checked
+
+    model, _ = load_checked(path, data)
+    return create_session(model.SerializeToString(), device, threads)
+
+
 def create_session(model: bytes, device: str = "auto", threads: int | None = None):
     """An ONNX Runtime session on ``device`` and, when CUDA was wanted but is not what runs, the reason.
 
@@ -247,16 +265,20 @@ def onnxruntime_driver_note() -> str | None:
     return driver_too_old(onnxruntime_cuda_version(), "onnxruntime-gpu")
 
 
-def load_predictor(path: Path, device: str = "auto") -> Predictor:
-    """The predictor for a model file, chosen by its suffix."""
+def load_predictor(path: Path, device: str = "auto", wait: bool = True) -> Predictor:
+    """The predictor for a model file, chosen by its suffix; with ``wait=False`` an ONNX file's full check
+    and runtime may still be starting (``ready`` waits and raises what they raise)."""
     suffix = path.suffix.lower()
     if suffix in (".pt", ".pth"):
         return TorchPredictor(path, device)
-    if suffix == ".onnx":
-        return OnnxPredictor(path, device)
-    raise UsageError(
-        f"{path}: unknown model file type '{suffix}'; pass a .onnx file from crack export or a .pt checkpoint"
-    )
+    if suffix != ".onnx":
+        raise UsageError(
+            f"{path}: unknown model file type '{suffix}'; pass a .onnx file from crack export or a .pt checkpoint"
+        )
+    predictor = OnnxPredictor(path, device)
+    if wait:
+        predictor.ready()
+    return predictor
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -31,8 +31,9 @@ SCAN_RUNS = Path("runs/scan")
 __all__ = ["JobResult", "PlannedScan", "ScanEvents", "ScanOptions", "open_model", "plan_scan", "scan_photos"]
 
 
-def open_model(model: Path | None = None, device: str = "auto") -> Predictor:
-    """The predictor for ``model``, else ``$CRACK_MODEL``, else the shipped default model.
+def open_model(model: Path | None = None, device: str = "auto", wait: bool = True) -> Predictor:
+    """The predictor for ``model``, else ``$CRACK_MODEL``, else the shipped default model; with
+    ``wait=False`` its runtime may still be starting (see ``load_predictor``).
 
     Nothing can be scanned without a model, so any failure to load one is a usage error.
     """
@@ -43,7 +44,7 @@ def open_model(model: Path | None = None, device: str = "auto") -> Predictor:
             "pass `model` FILE (.onnx from crack export or a .pt checkpoint) or set $CRACK_MODEL"
         )
     with _failures_as_usage_errors():
-        return load_predictor(found, device)
+        return load_predictor(found, device, wait)
 
 
 @contextmanager
@@ -80,18 +81,24 @@ class PlannedScan:
 def plan_scan(sources: Sequence[str], options: ScanOptions | None = None) -> PlannedScan:
     """Load the model, find the photos of ``sources`` (this shard's share) and pick the output folder."""
     options = options or ScanOptions()
-    predictor = open_model(options.model, options.device)
+    predictor = open_model(options.model, options.device, wait=False)  # its metadata read, the rest starting
     target = options.out or SCAN_RUNS / "exp"
-    paths, failures = collect_inputs(sources, target)
-    if not paths and not failures:
-        raise UsageError(f"no photos found in {', '.join(sources)}; pass image files or folders holding them")
-    photos = take_shard(list(zip(paths, mirrored_names(paths, sources))), *options.shard)
-    job = ScanJob(predictor, options, target)  # checks the settings against the model
-    if options.out is None:  # a new run folder, made only once every setting has passed its checks
-        job.out = unique_run_dir(SCAN_RUNS, "exp")
-    job.decode_first(photos)  # while the model's runtime finishes starting
+    try:
+        paths, failures = collect_inputs(sources, target)
+        if not paths and not failures:
+            raise UsageError(f"no photos found in {', '.join(sources)}; pass image files or folders holding them")
+        photos = take_shard(list(zip(paths, mirrored_names(paths, sources))), *options.shard)
+        job = ScanJob(predictor, options, target)  # checks the settings against the model
+    except UsageError:
+        with _failures_as_usage_errors():  # a model that cannot run is said first, as when it loaded at once
+            predictor.ready()
+        raise
+    # While the model file's full check and the runtime finish starting; a new run folder has no report.
+    job.decode_first(photos, reports_possible=options.out is not None)
     with _failures_as_usage_errors():
         predictor.ready()
+    if options.out is None:  # a new run folder, made only once the model and every setting passed their checks
+        job.out = unique_run_dir(SCAN_RUNS, "exp")
     return PlannedScan(job, photos, failures)
 
 

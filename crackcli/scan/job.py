@@ -108,10 +108,11 @@ class ScanJob:
         self._first_report: dict[str, Any] | None = None  # the job page's model and settings
         self._page_due = 0.0  # monotonic time of the next rewrite of the job's table and page
 
-    def decode_first(self, photos: list[tuple[Path, str]]) -> None:
+    def decode_first(self, photos: list[tuple[Path, str]], reports_possible: bool = True) -> None:
         """Start decoding the first photo of ``photos`` now, while the model's runtime may still be starting
-        (see ``OnnxPredictor``); ``run`` takes it from there.  Skipped when its report may be kept."""
-        if not photos or (not self.options.force and self._report_path(photos[0][1]).exists()):
+        (see ``OnnxPredictor``); ``run`` takes it from there.  Skipped when its report may be kept (never
+        in a folder not made yet: ``reports_possible=False``)."""
+        if not photos or (reports_possible and not self.options.force and self._report_path(photos[0][1]).exists()):
             return
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-first")
         self._first = (photos[0][0], pool.submit(self._decode, photos[0][0]))
