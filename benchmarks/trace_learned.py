@@ -228,20 +228,22 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=4000, help="painted training pictures")
     parser.add_argument("--widths", default="16,32,64", help="channels of the U-Net's three levels")
     parser.add_argument("--out", type=Path, default=Path("runs/trace_learned"))
+    parser.add_argument("--seed", type=int, default=0, help="training pictures (seed 2·s) and weights")
     args = parser.parse_args()
     low, middle, high = (int(w) for w in args.widths.split(","))
     widths = (low, middle, high)
     keep_at = {int(step) for step in args.checkpoints.split(",")}
 
-    weights = args.out / f"tracer_{low}_{middle}_{high}_{args.steps}.pt"
+    suffix = f"_seed{args.seed}" if args.seed else ""
+    weights = args.out / f"tracer_{low}_{middle}_{high}_{args.steps}{suffix}.pt"
     if weights.exists():
         kept = torch.load(weights, weights_only=True)
         print(f"weights {weights} (trained by an earlier run)")
     else:
         started = time.perf_counter()
-        grays, masks = painted_pictures(args.train, seed=0)
+        grays, masks = painted_pictures(args.train, seed=2 * args.seed)  # even: never the validation seed
         print(f"{args.train} painted training pictures in {time.perf_counter() - started:.0f} s", flush=True)
-        kept = train(grays, masks, args.steps, keep_at, widths)
+        kept = train(grays, masks, args.steps, keep_at, widths, args.seed)
         args.out.mkdir(parents=True, exist_ok=True)
         torch.save(kept, weights)
     val_grays, val_masks = painted_pictures(300, seed=1)
