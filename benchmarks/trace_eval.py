@@ -50,6 +50,14 @@ def disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
+def pixel_matches(found: np.ndarray, truth: np.ndarray) -> tuple[int, int, int, int]:
+    """Found pixels within TOLERANCE of a crack pixel, found pixels, crack pixels within TOLERANCE of a
+    found one, crack pixels."""
+    near_truth = cv2.dilate(truth.astype(np.uint8), disc(TOLERANCE)) > 0
+    near_found = cv2.dilate(found.astype(np.uint8), disc(TOLERANCE)) > 0
+    return int((found & near_truth).sum()), int(found.sum()), int((truth & near_found).sum()), int(truth.sum())
+
+
 class Tally:
     """Pixel matches, length errors and width errors over a set."""
 
@@ -60,12 +68,11 @@ class Tally:
         self.width_errors_2d: list[np.ndarray] = []
 
     def add(self, found: np.ndarray, truth: np.ndarray, found_lines: list[CenterLine]) -> None:
-        near_truth = cv2.dilate(truth.astype(np.uint8), disc(TOLERANCE)) > 0
-        near_found = cv2.dilate(found.astype(np.uint8), disc(TOLERANCE)) > 0
-        self.matched_found += int((found & near_truth).sum())
-        self.found += int(found.sum())
-        self.matched_truth += int((truth & near_found).sum())
-        self.truth += int(truth.sum())
+        matched_found, found_count, matched_truth, truth_count = pixel_matches(found, truth)
+        self.matched_found += matched_found
+        self.found += found_count
+        self.matched_truth += matched_truth
+        self.truth += truth_count
         truth_lines = center_lines(truth)
         truth_length = sum(line.length_px for line in truth_lines)
         if truth_length >= MIN_LENGTH:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from trace_eval import DATA, TOLERANCE, Tally, disc, photos_of, truth_mask
+from trace_eval import DATA, Tally, photos_of, pixel_matches, truth_mask
 
 from crackcli.data.painting import asphalt, paint_confuser, paint_crack_with_mask
 from crackcli.io.images import read_gray, read_rgb
@@ -168,12 +168,6 @@ def learned_mask(model: TinyUNet, gray: np.ndarray, threshold: float) -> np.ndar
     return thresholded(crack_probabilities(model, gray), threshold)
 
 
-def tolerant_f(found: np.ndarray, truth: np.ndarray) -> tuple[int, int, int, int]:
-    near_truth = cv2.dilate(truth.astype(np.uint8), disc(TOLERANCE)) > 0
-    near_found = cv2.dilate(found.astype(np.uint8), disc(TOLERANCE)) > 0
-    return int((found & near_truth).sum()), int(found.sum()), int((truth & near_found).sum()), int(truth.sum())
-
-
 def choose_threshold(model: TinyUNet, grays: np.ndarray, masks: np.ndarray) -> float:
     """The threshold with the best pixel F (2 px tolerance) on painted validation pictures."""
     best = (0.0, 0.5)
@@ -181,7 +175,7 @@ def choose_threshold(model: TinyUNet, grays: np.ndarray, masks: np.ndarray) -> f
     for threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
         totals = np.zeros(4)
         for probs, mask in zip(probabilities, masks):
-            totals += tolerant_f(thresholded(probs, threshold), mask)
+            totals += pixel_matches(thresholded(probs, threshold), mask)
         precision, recall = totals[0] / max(totals[1], 1), totals[2] / max(totals[3], 1)
         f = 2 * precision * recall / max(precision + recall, 1e-9)
         best = max(best, (f, threshold))

@@ -204,6 +204,7 @@ def _checked_session(path: Path, data: bytes, device: str, threads: int | None):
     from crackcli.model.onnx_files import load_checked
 
     model, _ = load_checked(path, data)
+    # The runtime gets the graph as checked (parsed and written again), not the file's own bytes.
     return create_session(model.SerializeToString(), device, threads)
 
 
