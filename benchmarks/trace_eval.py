@@ -1,7 +1,7 @@
 """How well `crack scan --trace` finds and measures cracks, against the photo sets with crack masks.
 
-    python benchmarks/trace_eval.py MODEL [--sets deepcrack,crackforest,uav75_dev,pavement_crops]
-        [--whole] [--speed-runs 5]
+    python benchmarks/trace_eval.py MODEL [--tracer learned|classical|FILE]
+        [--sets deepcrack,crackforest,uav75_dev,pavement_crops] [--whole] [--speed-runs 5]
 
 Each set's photos are scanned as `crack scan --trace` would (the model's windows and stride, threshold
 0.5), and the traced crack pixels (``<name>_cracks.png``) are compared with the set's masks:
@@ -14,8 +14,9 @@ Each set's photos are scanned as `crack scan --trace` would (the model's windows
   traced width there against the mask's, median |difference| in px; the mask's width both as twice its
   distance transform (2·d, the usual definition) and as area per length (what the trace reports).
 
-``--whole`` also runs the extractor on every photo whole, without the classifier, to show what the
-windows gain or cost.  ``--speed-runs N`` times a 7000×6000 photo with about 9% crack windows as whole
+``--tracer`` picks the extractor as `crack scan --tracer` does.  ``--whole`` also runs it on every
+photo whole, without the classifier, to show what the windows gain or cost.  ``--speed-runs N`` times
+a 7000×6000 photo with about 9% crack windows as whole
 `crack scan` processes with and without ``--trace``, alternately, after a warm-up; medians.
 """
 
@@ -34,10 +35,10 @@ import numpy as np
 
 from crackcli.io.images import read_gray, read_mask
 from crackcli.measure.centerlines import CenterLine, center_lines
-from crackcli.measure.extract import ExtractSettings, crack_pixels
 from crackcli.model.predictors import OnnxPredictor
 from crackcli.scan.job import ScanJob
 from crackcli.scan.options import ScanOptions
+from crackcli.scan.traces import DEFAULT_EXTRACTOR, Extractor, open_extractor
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SETS = ("deepcrack", "crackforest", "uav75_dev", "pavement_crops")
@@ -140,11 +141,12 @@ def truth_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def evaluate_set(model: Path, root: Path, whole: bool) -> tuple[Tally, Tally | None, float]:
+def evaluate_set(model: Path, tracer: str, root: Path, whole: Extractor | None) -> tuple[Tally, Tally | None, float]:
     pairs = photos_of(root)
     scanned, alone = Tally(), Tally() if whole else None
     with tempfile.TemporaryDirectory() as out:
-        job = ScanJob(OnnxPredictor(model, "cpu"), ScanOptions(trace=True, overlay=False, force=True), Path(out))
+        options = ScanOptions(trace=True, tracer=tracer, overlay=False, force=True)
+        job = ScanJob(OnnxPredictor(model, "cpu"), options, Path(out))
         started = time.perf_counter()
         result = job.run([(image, image.stem) for image, _ in pairs])
         seconds = time.perf_counter() - started
@@ -154,8 +156,9 @@ def evaluate_set(model: Path, root: Path, whole: bool) -> tuple[Tally, Tally | N
             found = read_mask(Path(out) / f"{image.stem}_cracks.png")
             truth = truth_mask(mask, found.shape)
             scanned.add(found, truth, center_lines(found))
-            if alone is not None:
-                everywhere = crack_pixels(read_gray(image), ExtractSettings())
+            if alone is not None and whole is not None:
+                gray = read_gray(image)
+                everywhere = whole.crack_pixels(gray, np.ones(gray.shape, bool))
                 alone.add(everywhere, truth, center_lines(everywhere))
     return scanned, alone, seconds / max(len(pairs), 1)
 
@@ -166,11 +169,11 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def speed(model: Path, runs: int) -> None:
+def speed(model: Path, tracer: str, runs: int) -> None:
     with tempfile.TemporaryDirectory() as out:
         base = [sys.executable, "-m", "crackcli", "scan", str(SPEED_PHOTO), "--model", str(model), "--force"]
         plain = [*base, "--out", f"{out}/plain", "--quiet"]
-        traced = [*base, "--out", f"{out}/traced", "--quiet", "--trace"]
+        traced = [*base, "--out", f"{out}/traced", "--quiet", "--trace", "--tracer", tracer]
         timed(plain), timed(traced)
         pairs = [(timed(plain), timed(traced)) for _ in range(runs)]
     without, with_trace = statistics.median(p for p, _ in pairs), statistics.median(t for _, t in pairs)
@@ -184,19 +187,22 @@ def speed(model: Path, runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
+    parser.add_argument("--tracer", default=DEFAULT_EXTRACTOR, help="learned, classical or a tracer file")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--whole", action="store_true", help="also trace every photo whole, without windows")
     parser.add_argument("--speed-runs", type=int, default=0)
     args = parser.parse_args()
-    print(f"model {args.model}; tolerance {TOLERANCE} px; extractor {ExtractSettings()}")
+    extractor = open_extractor(args.tracer)
+    print(f"model {args.model}; tolerance {TOLERANCE} px; extractor {extractor.record()}")
     for name in args.sets.split(","):
-        scanned, alone, per_photo = evaluate_set(args.model, args.data / name, args.whole)
+        whole = extractor if args.whole else None
+        scanned, alone, per_photo = evaluate_set(args.model, args.tracer, args.data / name, whole)
         print(scanned.line(f"{name} (scan --trace)") + f"  {per_photo:.2f} s/photo", flush=True)
         if alone is not None:
             print(alone.line(f"{name} (whole photo)"), flush=True)
     if args.speed_runs:
-        speed(args.model, args.speed_runs)
+        speed(args.model, args.tracer, args.speed_runs)
 
 
 if __name__ == "__main__":

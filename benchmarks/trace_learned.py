@@ -12,9 +12,10 @@ every photo of DeepCrack and CrackForest, whole (no classifier windows), scored 
 error; then the time per megapixel of each.
 
     python benchmarks/trace_learned.py [--steps 1000] [--checkpoints 40,250,500,1000] [--widths 16,32,64]
-        [--train 4000] [--out runs/trace_learned]
+        [--train 4000] [--out runs/trace_learned] [--seed 0] [--export models/crack-tracer.onnx]
 
-The weights are saved in ``--out`` (one file per widths and steps) and reused by a later run.
+The weights are saved in ``--out`` (one file per widths and steps) and reused by a later run;
+``--export`` writes the chosen ones as the tracer file `crack scan --trace` runs.
 """
 
 from __future__ import annotations
@@ -26,55 +27,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 from trace_eval import DATA, Tally, photos_of, pixel_matches, truth_mask
 
 from crackcli.data.painting import asphalt, paint_confuser, paint_crack_with_mask
 from crackcli.io.images import read_gray, read_rgb
 from crackcli.measure.centerlines import center_lines
-from crackcli.measure.extract import ExtractSettings, crack_pixels
+from crackcli.measure.extract import ExtractSettings, confident_pixels, crack_pixels
+from crackcli.model.tracer_net import TinyUNet, export_tracer, standardise
 
 SIDE = 128  # training pictures, px
 SELECTION = ("uav75_dev", "pavement_crops")  # checkpoint chosen on these (as the classical settings were)
 REPORTED = ("deepcrack", "crackforest")  # never looked at for a choice
 MIN_COMPONENT = 20  # px: learned detections smaller than this (bounding side) are dropped, as the classical
-
-
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
-class TinyUNet(nn.Module):
-    """Crack logits per pixel of a standardised grey image (N, 1, H, W), H and W multiples of 4."""
-
-    def __init__(self, widths: tuple[int, int, int] = (16, 32, 64)) -> None:
-        super().__init__()
-        a, b, c = widths
-        self.down1, self.down2, self.down3 = _block(1, a), _block(a, b), _block(b, c)
-        self.up2, self.up1 = _block(c + b, b), _block(b + a, a)
-        self.head = nn.Conv2d(a, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        e1 = self.down1(x)
-        e2 = self.down2(F.max_pool2d(e1, 2))
-        e3 = self.down3(F.max_pool2d(e2, 2))
-        d2 = self.up2(torch.cat([F.interpolate(e3, scale_factor=2.0, mode="bilinear"), e2], 1))
-        d1 = self.up1(torch.cat([F.interpolate(d2, scale_factor=2.0, mode="bilinear"), e1], 1))
-        return self.head(d1)
-
-
-def standardised(gray: np.ndarray) -> torch.Tensor:
-    """(1, 1, H, W) float: the picture less its mean, over its spread (brightness and contrast removed)."""
-    values = gray.astype(np.float32)
-    return torch.from_numpy((values - values.mean()) / max(float(values.std()), 1.0))[None, None]
 
 
 def painted_pictures(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +77,7 @@ def _batch(grays: np.ndarray, masks: np.ndarray, picks: np.ndarray, rng: np.rand
         gray, mask = np.rot90(gray, turns), np.rot90(mask, turns)
         if rng.random() < 0.5:
             gray, mask = gray[:, ::-1], mask[:, ::-1]
-        images.append(standardised(np.ascontiguousarray(gray))[0])
+        images.append(standardise(torch.from_numpy(np.ascontiguousarray(gray))[None, None])[0])
         targets.append(torch.from_numpy(np.ascontiguousarray(mask))[None].float())
     return torch.stack(images), torch.stack(targets)
 
@@ -152,16 +117,12 @@ def train(
 def crack_probabilities(model: TinyUNet, gray: np.ndarray) -> np.ndarray:
     height, width = gray.shape
     padded = cv2.copyMakeBorder(gray, 0, -height % 4, 0, -width % 4, cv2.BORDER_REFLECT)
-    return torch.sigmoid(model(standardised(padded)))[0, 0, :height, :width].numpy()
+    return torch.sigmoid(model(standardise(torch.from_numpy(padded)[None, None])))[0, 0, :height, :width].numpy()
 
 
 def thresholded(probs: np.ndarray, threshold: float) -> np.ndarray:
-    """Pixels at ``threshold`` or more, in groups at least MIN_COMPONENT long."""
-    found = probs >= threshold
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(found.astype(np.uint8), connectivity=8)
-    keep = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= MIN_COMPONENT
-    keep[0] = False
-    return keep[labels]
+    """Pixels at ``threshold`` or more, in groups at least MIN_COMPONENT long (as `crack scan` keeps them)."""
+    return confident_pixels(probs, threshold, MIN_COMPONENT)
 
 
 def learned_mask(model: TinyUNet, gray: np.ndarray, threshold: float) -> np.ndarray:
@@ -223,6 +184,7 @@ def main() -> None:
     parser.add_argument("--widths", default="16,32,64", help="channels of the U-Net's three levels")
     parser.add_argument("--out", type=Path, default=Path("runs/trace_learned"))
     parser.add_argument("--seed", type=int, default=0, help="training pictures (seed 2·s) and weights")
+    parser.add_argument("--export", type=Path, help="write the chosen weights as a tracer file (crack-tracer.onnx)")
     args = parser.parse_args()
     low, middle, high = (int(w) for w in args.widths.split(","))
     widths = (low, middle, high)
@@ -255,6 +217,18 @@ def main() -> None:
     score, step, threshold, model = max(candidates, key=lambda c: c[0])
     print(f"chosen: step {step}, threshold {threshold} (mean F {score:.3f} on {', '.join(SELECTION)})")
     evaluate(model, threshold, list(REPORTED), classical=True)
+    if args.export:
+        training = {
+            "data": "CCIC train no_crack patches (CC BY 4.0) and procedural asphalt, cracks painted with their masks",
+            "pictures": args.train,
+            "seed": args.seed,
+            "steps": step,
+            "selected_on": list(SELECTION),
+            "selection_pixel_f": round(score, 4),
+            "recipe": "benchmarks/trace_learned.py",
+        }
+        export_tracer(model, args.export, threshold, MIN_COMPONENT, training)
+        print(f"tracer file {args.export}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import pytest
 
 from crackcli.errors import OptionError
 from crackcli.measure.centerlines import center_lines, edge_widths
-from crackcli.measure.extract import ExtractSettings, crack_pixels
+from crackcli.measure.extract import ExtractSettings, confident_pixels, crack_pixels
 from crackcli.measure.measurements import Scale, measure, scale_from_line
 
 
@@ -61,6 +61,18 @@ def test_only_pixels_inside_the_allowed_area_are_traced():
     within[:, :160] = True
     found = crack_pixels(image, ExtractSettings(), within)
     assert found[:, :150].any() and not found[:, 160:].any()
+
+
+def test_a_learned_tracers_probabilities_keep_long_confident_groups_inside_the_allowed_area():
+    probs = np.zeros((100, 200), np.float32)
+    probs[20, 10:150] = 0.9  # a long crack
+    probs[60, 10:20] = 0.95  # a speck: shorter than 20 px
+    probs[80, 10:150] = 0.55  # long, under the threshold
+    probs[40, 170:200] = 0.9  # long enough, outside the allowed area
+    within = np.zeros(probs.shape, bool)
+    within[:, :160] = True
+    found = confident_pixels(probs, 0.6, 20, within)
+    assert found[20, 10:150].all() and found.sum() == 140
 
 
 @pytest.mark.parametrize(("width", "angle"), [(1, 0.0), (3, 30.0), (5, 45.0), (9, 70.0)])

@@ -29,9 +29,11 @@ def scan(model, out, *extra):
     return runner.invoke(app, ["scan", *extra, "--model", str(model), "--out", str(out), "--patch", "64"])
 
 
-def test_traced_crack_pixels_centre_lines_and_measurements(crack_model, photos, tmp_path):
+@pytest.mark.parametrize("tracer", ["learned", "classical"])
+def test_traced_crack_pixels_centre_lines_and_measurements(crack_model, photos, tmp_path, tracer):
     _, model, _ = crack_model
-    result = scan(model, tmp_path, str(photos / "cracked.jpg"), "--trace", "--mm-per-px", "0.2", "--json")
+    args = (str(photos / "cracked.jpg"), "--trace", "--tracer", tracer, "--mm-per-px", "0.2", "--json")
+    result = scan(model, tmp_path, *args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     cracks = read_mask(tmp_path / "cracked_cracks.png")
@@ -56,6 +58,7 @@ def test_traced_crack_pixels_centre_lines_and_measurements(crack_model, photos, 
         assert (np.abs(points[:, 1] - ROW) <= 4).all() and (points[:, 0] >= 0).all() and (points[:, 0] < 384).all()
         assert 0 <= feature["properties"]["region"] < len(summary["regions"])
     assert report["timing_s"]["trace"] > 0 and report["outputs"]["cracks"].endswith("cracked_cracks.png")
+    assert report["provenance"]["settings"]["trace"]["extractor"] == tracer
 
     overlay = read_rgb(tmp_path / "cracked_overlay.jpg").astype(int)
     red, green, blue = overlay[..., 0], overlay[..., 1], overlay[..., 2]
@@ -93,6 +96,10 @@ def test_a_report_is_kept_only_when_traced_alike(crack_model, photos, tmp_path):
     assert (tmp_path / "cracked_cracks.png").exists()
     same = scan(model, tmp_path, photo, "--trace")
     assert "1 kept" in same.output or "kept 1" in same.output, same.output
+    classical = scan(model, tmp_path, photo, "--trace", "--tracer", "classical")
+    assert "again: reports made with another trace" in classical.output
+    kept = scan(model, tmp_path, photo, "--trace", "--tracer", "classical")
+    assert "1 kept" in kept.output or "kept 1" in kept.output, kept.output
     scaled = scan(model, tmp_path, photo, "--trace", "--scale-line", "0,0,30,40,10")
     assert "again" in scaled.output
     report = json.loads((tmp_path / "cracked.json").read_text())
@@ -107,6 +114,8 @@ def test_a_report_is_kept_only_when_traced_alike(crack_model, photos, tmp_path):
     ("extra", "named"),
     [
         (["--mm-per-px", "0.1"], "--trace"),
+        (["--tracer", "classical"], "--trace"),
+        (["--trace", "--tracer", "missing.onnx"], "missing.onnx"),
         (["--trace", "--mm-per-px", "0.1", "--scale-line", "0,0,1,1,1"], "--scale-line"),
         (["--trace", "--scale-line", "0,0,0,0,5"], "--scale-line"),
         (["--trace", "--mm-per-px", "-1"], "--mm-per-px"),

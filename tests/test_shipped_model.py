@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from crackcli.model.predictors import OnnxPredictor
-from crackcli.model.shipped import DEFAULT_MODEL_NAME, DEFAULT_WEIGHTS_NAME, MODEL_ENV, default_model
+from crackcli.model.shipped import DEFAULT_MODEL_NAME, DEFAULT_WEIGHTS_NAME, MODEL_ENV, TRACER_NAME, default_model
 from crackcli.model.torch_files import load_plain
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +57,8 @@ def test_wheel_carries_the_model_and_scan_finds_it(tmp_path, photo_factory):
         [sys.executable, "-m", "pip", "show", "--files", "crackcli"], capture_output=True, text=True
     ).stdout
     names = zipfile.ZipFile(wheel).namelist()
-    assert any(n.endswith(f".data/data/share/crackcli/models/{DEFAULT_MODEL_NAME}") for n in names)
+    for name in (DEFAULT_MODEL_NAME, TRACER_NAME):
+        assert any(n.endswith(f".data/data/share/crackcli/models/{name}") for n in names)
 
     prefix = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
@@ -100,6 +101,7 @@ def test_wheel_carries_the_model_and_scan_finds_it(tmp_path, photo_factory):
             str(tmp_path / "scan"),
             "--json",
             "--quiet",
+            "--trace",
         ],
         capture_output=True,
         text=True,
@@ -108,7 +110,9 @@ def test_wheel_carries_the_model_and_scan_finds_it(tmp_path, photo_factory):
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert Path(report["model"]).resolve() == (prefix / "share" / "crackcli" / "models" / DEFAULT_MODEL_NAME).resolve()
+    shipped = prefix / "share" / "crackcli" / "models"
+    assert Path(report["model"]).resolve() == (shipped / DEFAULT_MODEL_NAME).resolve()
+    assert Path(report["provenance"]["settings"]["trace"]["tracer"]).resolve() == (shipped / TRACER_NAME).resolve()
     assert Path(
         json.loads(
             subprocess.run(

@@ -126,6 +126,13 @@ def scan(
             help="In crack windows, trace the crack pixels (NAME_cracks.png), centre lines, lengths and widths.",
         ),
     ] = False,
+    tracer: Annotated[
+        str | None,
+        typer.Option(
+            help="With --trace: learned (the shipped tracer network, the default), classical (a filter), "
+            "or a tracer .onnx file."
+        ),
+    ] = None,
     mm_per_px: Annotated[
         float | None, typer.Option(help="With --trace: millimetres per photo pixel, for measurements in mm.")
     ] = None,
@@ -179,6 +186,7 @@ def scan(
         force=force,
         max_pixels=max_pixels,
         trace=trace,
+        tracer=tracer,
         mm_per_px=photo_scale(mm_per_px, scale_line),
         width_classes_mm=parse_widths(width_classes),
     )

@@ -1,14 +1,19 @@
-"""The classical crack extractor: thin dark lines picked out of a grey image, pixel by pixel.
+"""Crack pixels of a grey image: the classical extractor, and the rule that turns a learned tracer's
+probabilities into crack pixels.
 
 A black top-hat (closing minus image) keeps what is darker than its surroundings and narrower than
 the structuring element, flattening shading and stains wider than a crack.  Pixels far above the
 image's own noise level (median + k · MAD of the top-hat) seed cracks, which grow through pixels
 half as far above it (hysteresis, as in Canny's edge detector); what remains must be long (a
 crack, not a pore) and thin (filling little of its bounding square, not a blot).
+
+A learned tracer (``model.tracers``) scores every pixel; its file says from which probability a pixel is
+crack and how long a crack must be.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -75,11 +80,28 @@ def crack_pixels(gray: np.ndarray, settings: ExtractSettings, within: np.ndarray
     grow = hat > median + settings.grow_share * settings.seed_level * sigma
     if within is not None:
         grow &= within
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
+    return long_thin(grow, grow & (hat > seed_at), settings.min_length_px, settings.max_fill)
+
+
+def long_thin(found: np.ndarray, seeds: np.ndarray, min_length_px: int, max_fill: float = math.inf) -> np.ndarray:
+    """The 8-connected groups of ``found`` (bool) that hold a ``seeds`` pixel, have a bounding square at
+    least ``min_length_px`` long and fill less than ``max_fill`` of it."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(found.astype(np.uint8), connectivity=8)
     keep = np.zeros(count, bool)
-    keep[np.unique(labels[grow & (hat > seed_at)])] = True
+    keep[np.unique(labels[seeds & found])] = True
     keep[0] = False  # background
     side = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    keep &= side >= settings.min_length_px
-    keep &= stats[:, cv2.CC_STAT_AREA] < settings.max_fill * np.maximum(side, 1) ** 2
+    keep &= side >= min_length_px
+    keep &= stats[:, cv2.CC_STAT_AREA] < max_fill * np.maximum(side, 1) ** 2
     return keep[labels]
+
+
+def confident_pixels(
+    probs: np.ndarray, threshold: float, min_length_px: int, within: np.ndarray | None = None
+) -> np.ndarray:
+    """bool mask of the pixels a learned tracer scores ``threshold`` or more (``probs``: per pixel), in
+    groups at least ``min_length_px`` long, only inside ``within`` if given."""
+    found = probs >= threshold
+    if within is not None:
+        found &= within
+    return long_thin(found, found, min_length_px)

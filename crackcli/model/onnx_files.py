@@ -82,41 +82,20 @@ def _nonfinite_tensors(model: onnx.ModelProto) -> list[str]:
     ]
 
 
-def _signature_problem(model: onnx.ModelProto, dense: bool) -> str | None:
-    """What makes the graph's inputs and outputs differ from what its crack metadata promises, if anything."""
-    inputs = {i.name: i for i in model.graph.input}
-    for initializer in model.graph.initializer:
-        inputs.pop(initializer.name, None)  # old exporters list weights as inputs too
-    if list(inputs) != [INPUT_NAME]:
-        return f"its graph takes {sorted(inputs) or 'no input'}, not one input '{INPUT_NAME}'"
-    tensor_type = inputs[INPUT_NAME].type.tensor_type
-    if tensor_type.elem_type != onnx.TensorProto.UINT8:
-        return f"input '{INPUT_NAME}' is {onnx.TensorProto.DataType.Name(tensor_type.elem_type)}, not UINT8"
-    dims = tensor_type.shape.dim
-    if len(dims) != 4 or (dims[1].HasField("dim_value") and dims[1].dim_value != 3):
-        shape = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims]
-        return f"input '{INPUT_NAME}' has shape {shape}, not (N, 3, H, W)"
-    outputs = [o.name for o in model.graph.output]
-    wanted = [PROBS_OUTPUT, LOGIT_MAP_OUTPUT] if dense else [PROBS_OUTPUT]
-    missing = [name for name in wanted if name not in outputs]
-    if missing:
-        return f"its graph has no output {', '.join(repr(m) for m in missing)} (outputs: {outputs})"
-    return None
-
-
-def load_checked(path: Path, data: bytes | None = None) -> tuple[onnx.ModelProto, OnnxModelInfo]:
-    """Parse and validate model file ``path`` (its bytes ``data`` when already read): a self-contained,
-    valid ONNX graph with crack metadata that matches the graph."""
+def checked_graph(
+    path: Path, data: bytes | None = None, maker: str = "crack export"
+) -> tuple[onnx.ModelProto, dict[str, str]]:
+    """Parse and validate model file ``path`` (its bytes ``data`` when already read): a self-contained
+    ONNX graph with finite weights that passes the ONNX checker, and its metadata properties.  Messages
+    name ``maker``, what makes such files."""
     data = read_model_file(path) if data is None else data
     properties = read_properties(path, data)
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise CrackError(
-            f"{path}: not an ONNX model ({exc.__class__.__name__}); pass a file made by crack export"
-        ) from None
+        raise CrackError(f"{path}: not an ONNX model ({exc.__class__.__name__}); pass a file made by {maker}") from None
     if any(_refers_outside(tensor) for tensor in _model_tensors(model)):
-        raise CrackError(f"{path}: refers to external tensor files, which crack does not load; export it as one file")
+        raise CrackError(f"{path}: refers to external tensor files, which crack does not load; make it as one file")
     broken = _nonfinite_tensors(model)
     if broken:
         raise DivergedWeights(str(path), broken)
@@ -124,12 +103,51 @@ def load_checked(path: Path, data: bytes | None = None) -> tuple[onnx.ModelProto
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "invalid graph"
-        raise CrackError(f"{path}: not a valid ONNX graph ({first}); export the model again") from None
+        raise CrackError(f"{path}: not a valid ONNX graph ({first}); make it again with {maker}") from None
     if {p.key: p.value for p in model.metadata_props} != properties:
         # The quick reading that sized the scan must be the file's: a disagreement is a crafted encoding.
-        raise CrackError(f"{path}: its metadata reads differently from its graph's; export the model again")
+        raise CrackError(f"{path}: its metadata reads differently from its graph's; make it again with {maker}")
+    return model, properties
+
+
+def _graph_inputs(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
+    """The graph's real inputs by name (old exporters list weights as inputs too)."""
+    inputs = {i.name: i for i in model.graph.input}
+    for initializer in model.graph.initializer:
+        inputs.pop(initializer.name, None)
+    return inputs
+
+
+def input_problem(model: onnx.ModelProto, name: str, channels: int) -> str | None:
+    """What makes the graph's inputs differ from one uint8 (N, ``channels``, H, W) input ``name``, if anything."""
+    inputs = _graph_inputs(model)
+    if list(inputs) != [name]:
+        return f"its graph takes {sorted(inputs) or 'no input'}, not one input '{name}'"
+    tensor_type = inputs[name].type.tensor_type
+    if tensor_type.elem_type != onnx.TensorProto.UINT8:
+        return f"input '{name}' is {onnx.TensorProto.DataType.Name(tensor_type.elem_type)}, not UINT8"
+    dims = tensor_type.shape.dim
+    if len(dims) != 4 or (dims[1].HasField("dim_value") and dims[1].dim_value != channels):
+        shape = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims]
+        return f"input '{name}' has shape {shape}, not (N, {channels}, H, W)"
+    return None
+
+
+def missing_outputs(model: onnx.ModelProto, wanted: list[str]) -> str | None:
+    outputs = [o.name for o in model.graph.output]
+    missing = [name for name in wanted if name not in outputs]
+    if missing:
+        return f"its graph has no output {', '.join(repr(m) for m in missing)} (outputs: {outputs})"
+    return None
+
+
+def load_checked(path: Path, data: bytes | None = None) -> tuple[onnx.ModelProto, OnnxModelInfo]:
+    """Parse and validate classifier file ``path`` (its bytes ``data`` when already read): a checked graph
+    (``checked_graph``) with crack metadata that matches the graph."""
+    model, properties = checked_graph(path, data)
     info = info_from_properties(path, properties)
-    problem = _signature_problem(model, info.dense)
+    wanted = [PROBS_OUTPUT, LOGIT_MAP_OUTPUT] if info.dense else [PROBS_OUTPUT]
+    problem = input_problem(model, INPUT_NAME, 3) or missing_outputs(model, wanted)
     if problem:
         raise CrackError(f"{path}: does not match its crack metadata: {problem}; export the model again")
     return model, info

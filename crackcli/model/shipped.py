@@ -15,6 +15,7 @@ import crackcli
 
 DEFAULT_MODEL_NAME = "crack-default.onnx"
 DEFAULT_WEIGHTS_NAME = "crack-default.pt"
+TRACER_NAME = "crack-tracer.onnx"  # the learned crack tracer of `crack scan --trace`
 MODEL_ENV = "CRACK_MODEL"
 
 

@@ -50,7 +50,7 @@ from crackcli.scan.overlay import (
     viewing_pixels,
     viewing_size,
 )
-from crackcli.scan.traces import PhotoTraces, trace_photo
+from crackcli.scan.traces import Extractor, PhotoTraces, open_extractor, trace_photo
 from crackcli.scan.windows import (
     ScanSettings,
     WindowScores,
@@ -103,6 +103,7 @@ class ScanJob:
             )
         self.crack_index = meta.classes.index(self.crack_class)
         self.reduce = decode_reduction(predictor, self.settings)
+        self.extractor = open_extractor(options.tracer) if options.trace else None
         self.made_with = self._made_with()
         self._first: tuple[Path, Future] | None = None  # see decode_first
         self._first_report: dict[str, Any] | None = None  # the job page's model and settings
@@ -144,10 +145,16 @@ class ScanJob:
     def _trace_settings(self) -> dict[str, Any]:
         """What decides a traced report beyond the scan's own settings (nothing when not tracing, so an
         untraced report stays reusable by an untraced scan)."""
-        if not self.options.trace:
+        if self.extractor is None:
             return {}
         scale = self.options.scale
-        return {"trace": {"mm_per_px": scale.mm_per_px, "width_classes_mm": list(scale.width_classes_mm)}}
+        return {
+            "trace": {
+                "mm_per_px": scale.mm_per_px,
+                "width_classes_mm": list(scale.width_classes_mm),
+                **self.extractor.record(),
+            }
+        }
 
     def _provenance(self, path: Path) -> dict[str, Any]:
         """The record kept in a report of what made it."""
@@ -382,7 +389,8 @@ class ScanJob:
         summary = summarize(crack, options.threshold, regions)
         outputs = {"report": str(self._report_path(stem)), "heatmap": str(out / f"{stem}_heatmap.png")}
         tracing = time.perf_counter()
-        traced = self._trace(path, decoded, scores, crack, regions) if options.trace else None
+        extractor = self.extractor
+        traced = self._trace(path, decoded, scores, crack, regions, extractor) if extractor is not None else None
         trace_s = time.perf_counter() - tracing if traced is not None else 0.0
         if traced is not None:
             self._add_traces(summary, traced, regions)
@@ -437,7 +445,13 @@ class ScanJob:
         return report
 
     def _trace(
-        self, path: Path, decoded: _Decoded, scores: WindowScores, crack: np.ndarray, regions: list[Region]
+        self,
+        path: Path,
+        decoded: _Decoded,
+        scores: WindowScores,
+        crack: np.ndarray,
+        regions: list[Region],
+        extractor: Extractor,
     ) -> PhotoTraces:
         """The photo's cracks traced at its own resolution (decoded again in grey when it was decoded smaller)."""
         width, height = decoded.size
@@ -449,7 +463,7 @@ class ScanJob:
             gray = read_gray(path, self.options.max_pixels)
             if gray.shape != (height, width):
                 raise ImageReadError(f"{path}: the photo changed while it was scanned; scan it again")
-        return trace_photo(gray, scores.windows, crack, self.options.threshold, regions)
+        return trace_photo(gray, scores.windows, crack, self.options.threshold, regions, extractor)
 
     def _add_traces(self, summary: dict[str, Any], traced: PhotoTraces, regions: list[Region]) -> None:
         """The photo's and each region's measurements, into the report's summary."""

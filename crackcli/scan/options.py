@@ -30,6 +30,7 @@ class ScanOptions:
     force: bool = False  # redo photos whose report is already in `out`
     max_pixels: int = DEFAULT_MAX_PIXELS  # decompression-bomb guard
     trace: bool = False  # crack pixels, centre lines and measurements inside the crack windows
+    tracer: str | None = None  # with `trace`: learned, classical or a tracer file; None: the default
     mm_per_px: float | None = None  # the photos' scale, for measurements in mm (with `trace`)
     width_classes_mm: tuple[float, ...] = WIDTH_CLASSES_MM  # boundaries of the width classes, in mm
 
@@ -46,6 +47,8 @@ class ScanOptions:
         Scale(self.mm_per_px, tuple(self.width_classes_mm))  # refuses a bad scale or width classes
         if self.mm_per_px is not None and not self.trace:
             raise OptionError("mm_per_px", "measures traced cracks: add `trace`", self.mm_per_px)
+        if self.tracer is not None and not self.trace:
+            raise OptionError("tracer", "chooses how cracks are traced: add `trace`", self.tracer)
         index, count = self.shard
         if count < 1 or not 0 <= index < count:
             raise OptionError("shard", "I must be 0 to N-1 and N at least 1", f"{index}/{count}")

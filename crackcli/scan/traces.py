@@ -1,23 +1,33 @@
 """`crack scan --trace`: crack pixels, centre lines and measurements inside the windows called crack.
 
 Tracing costs in proportion to the cracked area: the photo's crack windows are grouped where they
-overlap or touch, and the extractor (``measure.extract``) runs on each group's part of the full-
-resolution grey photo only, never on the clean rest.  Each centre line belongs to the region its middle
-lies in (else the nearest one), and every region gets its measurements.
+overlap or touch, and the extractor runs on each group's part of the full-resolution grey photo only
+(with some context around it), never on the clean rest.  Two extractors: the learned tracer shipped in
+``models/`` (or another tracer file), run by ONNX Runtime, and the classical filter of
+``measure.extract``.  Each centre line belongs to the region its middle lies in (else the nearest one),
+and every region gets its measurements.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from crackcli.data.tiling import Window
+from crackcli.errors import CrackError, UsageError
 from crackcli.measure.centerlines import CenterLine, center_lines
-from crackcli.measure.extract import ExtractSettings, crack_pixels
+from crackcli.measure.extract import ExtractSettings, confident_pixels, crack_pixels
 from crackcli.measure.measurements import Scale, measure
+from crackcli.model.shipped import TRACER_NAME, model_folders, shipped_file
+from crackcli.model.tracers import OnnxTracer
 from crackcli.scan.findings import Region, paint_cells, window_cells
+
+CLASSICAL, LEARNED = "classical", "learned"
+DEFAULT_EXTRACTOR = LEARNED
 
 # Windows are grouped on a grid of this many photo pixels, never pixel by pixel (a 42 MP photo).
 GROUP_CELL = 16
@@ -54,26 +64,90 @@ class PhotoTraces:
         return {"type": "FeatureCollection", "coordinates": "photo pixels (x right, y down)", "features": features}
 
 
+class Extractor(Protocol):
+    @property
+    def context_px(self) -> int:
+        """Photo pixels around a group of windows that its result there depends on."""
+        ...
+
+    def crack_pixels(self, gray: np.ndarray, within: np.ndarray) -> np.ndarray:
+        """bool mask of the crack pixels of uint8 grey crop ``gray``, only inside ``within`` (bool, same shape)."""
+        ...
+
+    def record(self) -> dict[str, Any]:
+        """What decides its output: a traced report is reused only when this is the same."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClassicalExtractor:
+    settings: ExtractSettings = field(default_factory=ExtractSettings)
+
+    @property
+    def context_px(self) -> int:
+        return self.settings.max_width_px  # the top-hat's reach
+
+    def crack_pixels(self, gray: np.ndarray, within: np.ndarray) -> np.ndarray:
+        return crack_pixels(gray, self.settings, within)
+
+    def record(self) -> dict[str, Any]:
+        return {"extractor": CLASSICAL, **asdict(self.settings)}
+
+
+class LearnedExtractor:
+    def __init__(self, tracer: OnnxTracer, name: str = LEARNED) -> None:
+        self.tracer = tracer
+        self.name = name
+        self.context_px = tracer.info.context_px
+
+    def crack_pixels(self, gray: np.ndarray, within: np.ndarray) -> np.ndarray:
+        info = self.tracer.info
+        return confident_pixels(self.tracer.probabilities(gray), info.threshold, info.min_length_px, within)
+
+    def record(self) -> dict[str, Any]:
+        return {"extractor": self.name, "tracer": str(self.tracer.source), "sha256": self.tracer.sha256}
+
+
+def open_extractor(choice: str | None) -> Extractor:
+    """The extractor `crack scan --tracer` names: ``learned`` (the shipped tracer), ``classical``, or a
+    tracer file; None: the default.  UsageError when it cannot be used."""
+    choice = choice or DEFAULT_EXTRACTOR
+    if choice == CLASSICAL:
+        return ClassicalExtractor()
+    if choice == LEARNED:
+        path = shipped_file(TRACER_NAME)
+        if path is None:
+            raise UsageError(
+                f"no shipped tracer in {' or '.join(str(f) for f in model_folders())}; "
+                "pass `tracer` classical, or a tracer FILE"
+            )
+    else:
+        path = Path(choice)
+    try:
+        return LearnedExtractor(OnnxTracer(path), LEARNED if choice == LEARNED else "file")
+    except CrackError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def trace_photo(
     gray: np.ndarray,
     windows: list[Window],
     crack_probs: np.ndarray,
     threshold: float,
     regions: list[Region],
-    settings: ExtractSettings | None = None,
+    extractor: Extractor,
 ) -> PhotoTraces:
     """Trace the cracks of a full-resolution grey photo inside its windows scored ``threshold`` or more."""
-    settings = settings or ExtractSettings()
     height, width = gray.shape
     mask = np.zeros((height, width), bool)
     lines: list[CenterLine] = []
-    margin = settings.max_width_px  # context for the top-hat around each group
+    margin = extractor.context_px
     for x0, y0, x1, y1, inside in _window_groups(windows, crack_probs >= threshold, width, height):
         cx0, cy0 = max(0, x0 - margin), max(0, y0 - margin)
         cx1, cy1 = min(width, x1 + margin), min(height, y1 + margin)
         within = np.zeros((cy1 - cy0, cx1 - cx0), bool)
         within[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0] = inside
-        found = crack_pixels(gray[cy0:cy1, cx0:cx1], settings, within)
+        found = extractor.crack_pixels(gray[cy0:cy1, cx0:cx1], within)
         mask[cy0:cy1, cx0:cx1] |= found
         lines += center_lines(found, origin=(cx0, cy0))
     return PhotoTraces(mask, lines, [_owner(line, regions) for line in lines])

@@ -1,0 +1,88 @@
+"""What a crack tracer file is: an ONNX graph that maps a grey photo crop to a crack probability per
+pixel, with everything a scanner needs to use it in its metadata, checked as classifier files are.
+
+The graph takes uint8 grey (1, 1, H, W), H and W multiples of ``size_multiple``, and standardises the
+crop inside (its mean and spread), so the scanner only pads and crops.  The metadata names the
+probability from which a pixel is crack, the shortest crack kept, and the context (pixels around a
+traced area the network should see).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crackcli.errors import CrackError
+
+TRACER_FORMAT = "crack-tracer"
+TRACER_FORMAT_VERSION = 1
+TRACER_INPUT = "gray"
+TRACER_OUTPUT = "crack_prob"
+
+
+@dataclass(frozen=True)
+class TracerInfo:
+    """What a tracer file says about itself."""
+
+    threshold: float  # pixels at this crack probability or more are crack
+    min_length_px: int  # connected crack pixels whose bounding square is shorter are dropped
+    size_multiple: int  # the input's height and width must be multiples of this
+    context_px: int  # photo pixels around a traced area handed to the network with it
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def training(self) -> dict[str, Any]:
+        return json.loads(self.properties.get("training", "{}"))
+
+
+def tracer_properties(
+    threshold: float, min_length_px: int, size_multiple: int, context_px: int, training: dict[str, Any]
+) -> dict[str, str]:
+    """The metadata of a tracer file, as ONNX string properties."""
+    return {
+        "format": TRACER_FORMAT,
+        "format_version": str(TRACER_FORMAT_VERSION),
+        "input": f"{TRACER_INPUT}: uint8 grey (1, 1, H, W), H and W multiples of size_multiple; "
+        "standardisation is inside the graph",
+        "outputs": f"{TRACER_OUTPUT}: float crack probability (1, 1, H, W)",
+        "threshold": repr(float(threshold)),
+        "min_length_px": str(int(min_length_px)),
+        "size_multiple": str(int(size_multiple)),
+        "context_px": str(int(context_px)),
+        "training": json.dumps(training, sort_keys=True),
+    }
+
+
+def tracer_info(path: Path, properties: dict[str, str]) -> TracerInfo:
+    """Parse the metadata of tracer file ``path``."""
+    if properties.get("format") != TRACER_FORMAT:
+        raise CrackError(f"{path}: not a crack tracer file; pass a tracer made by benchmarks/trace_learned.py")
+    if int(properties.get("format_version", "0")) > TRACER_FORMAT_VERSION:
+        raise CrackError(f"{path}: written by a newer crack; upgrade crackcli")
+    try:
+        info = TracerInfo(
+            threshold=float(properties["threshold"]),
+            min_length_px=int(properties["min_length_px"]),
+            size_multiple=int(properties["size_multiple"]),
+            context_px=int(properties["context_px"]),
+            properties=dict(properties),
+        )
+    except (KeyError, ValueError) as exc:
+        raise CrackError(f"{path}: damaged tracer metadata ({exc.__class__.__name__}: {exc}); make it again") from None
+    if not 0 < info.threshold < 1 or info.min_length_px < 1 or info.size_multiple < 1 or info.context_px < 0:
+        raise CrackError(f"{path}: tracer metadata out of range ({properties}); make it again")
+    return info
+
+
+def load_tracer_checked(path: Path, data: bytes | None = None):
+    """Parse and validate tracer file ``path``: a checked graph (``onnx_files.checked_graph``) whose input
+    and output are what its metadata promises; the model and its ``TracerInfo``."""
+    from crackcli.model.onnx_files import checked_graph, input_problem, missing_outputs
+
+    model, properties = checked_graph(path, data)
+    info = tracer_info(path, properties)
+    problem = input_problem(model, TRACER_INPUT, 1) or missing_outputs(model, [TRACER_OUTPUT])
+    if problem:
+        raise CrackError(f"{path}: does not match its tracer metadata: {problem}; make it again")
+    return model, info

@@ -1,0 +1,102 @@
+"""The learned crack tracer's network, and writing it as a tracer file (``tracer_files``).
+
+A three-level U-Net on grey pixels: two 3×3 convolutions per level, max-pooling down, bilinear
+upsampling and skip connections up, one logit per pixel.  Small on purpose (8/16/32 channels: 30k
+weights), as it runs on the full-resolution pixels of every crack window.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from crackcli.io.atomic import atomic_write_bytes
+from crackcli.model.tracer_files import TRACER_INPUT, TRACER_OUTPUT, tracer_properties
+
+SIZE_MULTIPLE = 4  # two poolings
+CONTEXT_PX = 24  # about the receptive field's radius: what a pixel's probability depends on
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class TinyUNet(nn.Module):
+    """Crack logits per pixel of a standardised grey image (N, 1, H, W), H and W multiples of 4."""
+
+    def __init__(self, widths: tuple[int, int, int] = (8, 16, 32)) -> None:
+        super().__init__()
+        a, b, c = widths
+        self.widths = widths
+        self.down1, self.down2, self.down3 = _block(1, a), _block(a, b), _block(b, c)
+        self.up2, self.up1 = _block(c + b, b), _block(b + a, a)
+        self.head = nn.Conv2d(a, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.down1(x)
+        e2 = self.down2(F.max_pool2d(e1, 2))
+        e3 = self.down3(F.max_pool2d(e2, 2))
+        d2 = self.up2(torch.cat([F.interpolate(e3, scale_factor=2.0, mode="bilinear"), e2], 1))
+        d1 = self.up1(torch.cat([F.interpolate(d2, scale_factor=2.0, mode="bilinear"), e1], 1))
+        return self.head(d1)
+
+
+def standardise(gray: torch.Tensor) -> torch.Tensor:
+    """A grey picture (N, 1, H, W), any dtype, less its mean over its spread: brightness and contrast
+    removed (the spread taken as at least one grey level, so a flat crop stays flat)."""
+    values = gray.float()
+    return (values - values.mean()) / torch.clamp(values.std(), min=1.0)
+
+
+class TracerGraph(nn.Module):
+    """What a tracer file runs: uint8 grey in, crack probability per pixel out."""
+
+    def __init__(self, net: TinyUNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, gray: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(standardise(gray)))
+
+
+def export_tracer(
+    net: TinyUNet, path: Path, threshold: float, min_length_px: int, training: dict[str, Any], opset: int = 17
+) -> None:
+    """Write ``net`` as a tracer file at ``path`` (atomically), with its threshold and training summary."""
+    import onnx
+
+    from crackcli.model.onnx_files import set_properties
+
+    graph = TracerGraph(net).eval()
+    example = torch.zeros(1, 1, 64, 64, dtype=torch.uint8)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation on every call
+        torch.onnx.export(
+            graph,
+            (example,),
+            buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to any binary file object
+            dynamo=False,
+            opset_version=opset,
+            input_names=[TRACER_INPUT],
+            output_names=[TRACER_OUTPUT],
+            dynamic_axes={TRACER_INPUT: {2: "height", 3: "width"}, TRACER_OUTPUT: {2: "height", 3: "width"}},
+            do_constant_folding=True,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    summary = {"architecture": f"TinyUNet {'/'.join(str(w) for w in net.widths)}", **training}
+    set_properties(model, tracer_properties(threshold, min_length_px, SIZE_MULTIPLE, CONTEXT_PX, summary))
+    atomic_write_bytes(path, model.SerializeToString())

@@ -1,0 +1,137 @@
+"""The learned crack tracer: its file (a checked ONNX graph with its own metadata), run by ONNX Runtime
+as its PyTorch network computes, refused in one line when it is anything else, and the shipped one
+finding painted cracks."""
+
+import os
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import helper
+from PIL import Image
+from test_model_files import _external_tensor, _hide_in_constant, _secret
+from typer.testing import CliRunner
+
+from crackcli.cli.app import app
+from crackcli.data.painting import paint_crack_with_mask
+from crackcli.errors import CrackError
+from crackcli.model.onnx_files import set_properties
+from crackcli.model.shipped import TRACER_NAME, shipped_file
+from crackcli.model.tracer_files import TRACER_INPUT, TRACER_OUTPUT, load_tracer_checked, tracer_properties
+from crackcli.model.tracer_net import TinyUNet, TracerGraph, export_tracer
+from crackcli.model.tracers import OnnxTracer
+from crackcli.scan.traces import LearnedExtractor
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_tracer(tmp_path_factory):
+    torch.manual_seed(0)
+    net = TinyUNet((2, 4, 4)).eval()
+    path = tmp_path_factory.mktemp("tracer") / "tiny.onnx"
+    export_tracer(net, path, 0.6, 12, {"data": "none: random weights"})
+    return net, path
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (64, 64), (3, 5)])
+def test_a_tracer_file_computes_what_its_network_does(tiny_tracer, shape):
+    net, path = tiny_tracer
+    tracer = OnnxTracer(path)
+    gray = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    probs = tracer.probabilities(gray)
+    height, width = shape
+    padded = np.pad(gray, ((0, -height % 4), (0, -width % 4)), mode="reflect")
+    with torch.inference_mode():
+        expected = TracerGraph(net)(torch.from_numpy(padded)[None, None])[0, 0, :height, :width].numpy()
+    assert probs.shape == shape and probs.dtype == np.float32
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    assert (tracer.info.threshold, tracer.info.min_length_px, tracer.info.size_multiple) == (0.6, 12, 4)
+    assert tracer.info.training()["architecture"] == "TinyUNet 2/4/4"
+
+
+def test_brightness_and_contrast_do_not_change_what_is_traced(tiny_tracer):
+    """The graph standardises its crop: the same picture lighter or flatter scores the same."""
+    tracer = OnnxTracer(tiny_tracer[1])
+    gray = np.random.default_rng(2).integers(60, 160, (48, 48)).astype(np.float32)
+    lighter = np.clip(gray * 0.5 + 90, 0, 255).astype(np.uint8)
+    a, b = tracer.probabilities(gray.astype(np.uint8)), tracer.probabilities(lighter)
+    assert np.abs(a - b).max() < 0.05  # only rounding to grey levels differs
+
+
+def _float_input_tracer(path):
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [TRACER_INPUT], [TRACER_OUTPUT])],
+        "float_in",
+        [helper.make_tensor_value_info(TRACER_INPUT, onnx.TensorProto.FLOAT, [1, 1, "h", "w"])],
+        [helper.make_tensor_value_info(TRACER_OUTPUT, onnx.TensorProto.FLOAT, [1, 1, "h", "w"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    set_properties(model, tracer_properties(0.5, 20, 4, 24, {}))
+    onnx.save(model, str(path))
+
+
+def test_files_that_are_not_usable_tracers_are_refused_in_one_line(crack_model, tiny_tracer, tmp_path):
+    _, classifier, _ = crack_model
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photo)
+    float_in = tmp_path / "float_in.onnx"
+    _float_input_tracer(float_in)
+    with pytest.raises(CrackError, match="FLOAT, not UINT8"):
+        load_tracer_checked(float_in)
+    secret = _secret(tmp_path)
+    crafted = tmp_path / "crafted.onnx"
+    model = onnx.load(str(tiny_tracer[1]))
+    _hide_in_constant(model, _external_tensor(os.path.relpath(secret, tmp_path)))
+    onnx.save(model, str(crafted))
+    cases = [
+        (classifier, "not a crack tracer file"),
+        (tmp_path / "missing.onnx", "no such model file"),
+        (float_in, "does not match its tracer metadata"),
+        (crafted, "external tensor files"),
+    ]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # where the crafted location points from
+    try:
+        for index, (tracer, says) in enumerate(cases):
+            out = tmp_path / f"o{index}"
+            args = ["scan", str(photo), "--model", str(classifier), "--out", str(out), "--trace"]
+            result = runner.invoke(app, [*args, "--tracer", str(tracer)])
+            assert result.exit_code == 2, result.output
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and says in lines[0] and str(tracer) in lines[0], result.stderr
+            assert not out.exists()
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture(scope="module")
+def shipped_tracer():
+    path = shipped_file(TRACER_NAME)
+    assert path is not None, "the learned tracer ships in models/"
+    return OnnxTracer(path)
+
+
+def test_the_shipped_tracer_finds_painted_cracks_and_not_the_texture(shipped_tracer):
+    rng = np.random.default_rng(7)
+    found_total = matched_found = truth_total = matched_truth = 0
+    for _ in range(4):
+        base = np.clip(150 + rng.normal(0, 10, (192, 192, 1)) + rng.normal(0, 3, (192, 192, 3)), 0, 255)
+        rgb, truth = paint_crack_with_mask(base.astype(np.uint8), rng, (2.0, 3.0), (0.35, 0.45))
+        gray = rgb.mean(axis=2).astype(np.uint8)
+        found = LearnedExtractor(shipped_tracer).crack_pixels(gray, np.ones(gray.shape, bool))
+        near_truth = _dilated(truth)
+        matched_found += (found & near_truth).sum()
+        found_total += found.sum()
+        matched_truth += (truth & _dilated(found)).sum()
+        truth_total += truth.sum()
+        unpainted = base.mean(axis=2).astype(np.uint8)
+        plain = LearnedExtractor(shipped_tracer).crack_pixels(unpainted, np.ones(gray.shape, bool))
+        assert plain.sum() < 0.002 * plain.size  # the same texture without its crack: (nearly) nothing
+    assert matched_found / max(found_total, 1) > 0.8 and matched_truth / truth_total > 0.7
+
+
+def _dilated(mask):
+    return cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
