@@ -17,9 +17,16 @@ from typer.testing import CliRunner
 from crackcli.cli.app import app
 from crackcli.data.painting import paint_crack_with_mask
 from crackcli.errors import CrackError
+from crackcli.model import tracers
 from crackcli.model.onnx_files import set_properties
 from crackcli.model.shipped import TRACER_NAME, shipped_file
-from crackcli.model.tracer_files import TRACER_INPUT, TRACER_OUTPUT, load_tracer_checked, tracer_properties
+from crackcli.model.tracer_files import (
+    TRACER_INPUT,
+    TRACER_OUTPUT,
+    TRACER_STATISTICS,
+    load_tracer_checked,
+    tracer_properties,
+)
 from crackcli.model.tracer_net import TinyUNet, TracerGraph, export_tracer
 from crackcli.model.tracers import OnnxTracer
 from crackcli.scan.traces import LearnedExtractor
@@ -44,12 +51,27 @@ def test_a_tracer_file_computes_what_its_network_does(tiny_tracer, shape):
     probs = tracer.probabilities(gray)
     height, width = shape
     padded = np.pad(gray, ((0, -height % 4), (0, -width % 4)), mode="reflect")
+    statistics = torch.tensor([gray.mean(), max(gray.std(), 1.0)])
     with torch.inference_mode():
-        expected = TracerGraph(net)(torch.from_numpy(padded)[None, None])[0, 0, :height, :width].numpy()
+        expected = TracerGraph(net)(torch.from_numpy(padded)[None, None], statistics)[0, 0, :height, :width].numpy()
     assert probs.shape == shape and probs.dtype == np.float32
     np.testing.assert_allclose(probs, expected, atol=1e-5)
     assert (tracer.info.threshold, tracer.info.min_length_px, tracer.info.size_multiple) == (0.6, 12, 4)
     assert tracer.info.training()["architecture"] == "TinyUNet 2/4/4"
+
+
+def test_a_large_crop_runs_in_tiles_that_join_without_seams(shipped_tracer, monkeypatch):
+    rng = np.random.default_rng(7)
+    rgb = np.clip(150 + rng.normal(0, 10, (150, 230, 1)) + rng.normal(0, 3, (150, 230, 3)), 0, 255).astype(np.uint8)
+    for _ in range(3):
+        rgb, _ = paint_crack_with_mask(rgb, rng, (2.0, 3.0), (0.35, 0.45))
+    gray = rgb.mean(axis=2).astype(np.uint8)
+    whole = shipped_tracer.probabilities(gray)
+    monkeypatch.setattr(tracers, "TILE_PX", 64)  # 3 × 4 tiles, the last ones cut short
+    tiled = shipped_tracer.probabilities(gray)
+    assert whole.std() > 0.1  # cracks and texture: a misplaced tile would show
+    # Standardised by the whole crop's statistics, each tile seeing its context: the same probabilities.
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
 
 
 def test_brightness_and_contrast_do_not_change_what_is_traced(tiny_tracer):
@@ -65,7 +87,10 @@ def _float_input_tracer(path):
     graph = helper.make_graph(
         [helper.make_node("Identity", [TRACER_INPUT], [TRACER_OUTPUT])],
         "float_in",
-        [helper.make_tensor_value_info(TRACER_INPUT, onnx.TensorProto.FLOAT, [1, 1, "h", "w"])],
+        [
+            helper.make_tensor_value_info(TRACER_INPUT, onnx.TensorProto.FLOAT, [1, 1, "h", "w"]),
+            helper.make_tensor_value_info(TRACER_STATISTICS, onnx.TensorProto.FLOAT, [2]),
+        ],
         [helper.make_tensor_value_info(TRACER_OUTPUT, onnx.TensorProto.FLOAT, [1, 1, "h", "w"])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -118,18 +118,26 @@ def _graph_inputs(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
     return inputs
 
 
-def input_problem(model: onnx.ModelProto, name: str, channels: int) -> str | None:
-    """What makes the graph's inputs differ from one uint8 (N, ``channels``, H, W) input ``name``, if anything."""
+def input_problem(model: onnx.ModelProto, wanted: dict[str, int | None]) -> str | None:
+    """What makes the graph's inputs differ from ``wanted``, if anything: by name, the channels of a uint8
+    (N, C, H, W) image, or None for a float vector."""
     inputs = _graph_inputs(model)
-    if list(inputs) != [name]:
-        return f"its graph takes {sorted(inputs) or 'no input'}, not one input '{name}'"
-    tensor_type = inputs[name].type.tensor_type
-    if tensor_type.elem_type != onnx.TensorProto.UINT8:
-        return f"input '{name}' is {onnx.TensorProto.DataType.Name(tensor_type.elem_type)}, not UINT8"
-    dims = tensor_type.shape.dim
-    if len(dims) != 4 or (dims[1].HasField("dim_value") and dims[1].dim_value != channels):
+    if sorted(inputs) != sorted(wanted):
+        names = ", ".join(f"'{name}'" for name in wanted)
+        return f"its graph takes {sorted(inputs) or 'no input'}, not {names}"
+    for name, channels in wanted.items():
+        tensor_type = inputs[name].type.tensor_type
+        dims = tensor_type.shape.dim
         shape = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims]
-        return f"input '{name}' has shape {shape}, not (N, {channels}, H, W)"
+        if channels is None:
+            if tensor_type.elem_type != onnx.TensorProto.FLOAT or len(dims) != 1:
+                kind = onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+                return f"input '{name}' is {kind} of shape {shape}, not a FLOAT vector"
+            continue
+        if tensor_type.elem_type != onnx.TensorProto.UINT8:
+            return f"input '{name}' is {onnx.TensorProto.DataType.Name(tensor_type.elem_type)}, not UINT8"
+        if len(dims) != 4 or (dims[1].HasField("dim_value") and dims[1].dim_value != channels):
+            return f"input '{name}' has shape {shape}, not (N, {channels}, H, W)"
     return None
 
 
@@ -147,7 +155,7 @@ def load_checked(path: Path, data: bytes | None = None) -> tuple[onnx.ModelProto
     model, properties = checked_graph(path, data)
     info = info_from_properties(path, properties)
     wanted = [PROBS_OUTPUT, LOGIT_MAP_OUTPUT] if info.dense else [PROBS_OUTPUT]
-    problem = input_problem(model, INPUT_NAME, 3) or missing_outputs(model, wanted)
+    problem = input_problem(model, {INPUT_NAME: 3}) or missing_outputs(model, wanted)
     if problem:
         raise CrackError(f"{path}: does not match its crack metadata: {problem}; export the model again")
     return model, info

@@ -1,8 +1,9 @@
 """What a crack tracer file is: an ONNX graph that maps a grey photo crop to a crack probability per
 pixel, with everything a scanner needs to use it in its metadata, checked as classifier files are.
 
-The graph takes uint8 grey (1, 1, H, W), H and W multiples of ``size_multiple``, and standardises the
-crop inside (its mean and spread), so the scanner only pads and crops.  The metadata names the
+The graph takes uint8 grey (1, 1, H, W), H and W multiples of ``size_multiple``, and the mean and
+spread of the crop it belongs to (``crop_statistics``), by which it standardises the pixels inside:
+a large crop runs in tiles, each standardised as the whole crop.  The metadata names the
 probability from which a pixel is crack, the shortest crack kept, and the context (pixels around a
 traced area the network should see).
 """
@@ -14,12 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from crackcli.errors import CrackError
 
 TRACER_FORMAT = "crack-tracer"
 TRACER_FORMAT_VERSION = 1
 TRACER_INPUT = "gray"
+TRACER_STATISTICS = "statistics"
 TRACER_OUTPUT = "crack_prob"
+
+
+def crop_statistics(gray: np.ndarray) -> np.ndarray:
+    """float32 (mean, spread) of a grey crop, the spread at least one grey level (a flat crop stays flat)."""
+    return np.array([gray.mean(), max(float(gray.std()), 1.0)], np.float32)
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,7 @@ def tracer_properties(
         "format": TRACER_FORMAT,
         "format_version": str(TRACER_FORMAT_VERSION),
         "input": f"{TRACER_INPUT}: uint8 grey (1, 1, H, W), H and W multiples of size_multiple; "
-        "standardisation is inside the graph",
+        f"{TRACER_STATISTICS}: float (2,), the mean and standard deviation (at least 1) of the crop's grey levels",
         "outputs": f"{TRACER_OUTPUT}: float crack probability (1, 1, H, W)",
         "threshold": repr(float(threshold)),
         "min_length_px": str(int(min_length_px)),
@@ -80,9 +89,11 @@ def load_tracer_checked(path: Path, data: bytes | None = None):
     and output are what its metadata promises; the model and its ``TracerInfo``."""
     from crackcli.model.onnx_files import checked_graph, input_problem, missing_outputs
 
-    model, properties = checked_graph(path, data)
+    model, properties = checked_graph(path, data, "benchmarks/trace_learned.py")
     info = tracer_info(path, properties)
-    problem = input_problem(model, TRACER_INPUT, 1) or missing_outputs(model, [TRACER_OUTPUT])
+    problem = input_problem(model, {TRACER_INPUT: 1, TRACER_STATISTICS: None}) or missing_outputs(
+        model, [TRACER_OUTPUT]
+    )
     if problem:
         raise CrackError(f"{path}: does not match its tracer metadata: {problem}; make it again")
     return model, info

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from crackcli.io.atomic import atomic_write_bytes
-from crackcli.model.tracer_files import TRACER_INPUT, TRACER_OUTPUT, tracer_properties
+from crackcli.model.tracer_files import TRACER_INPUT, TRACER_OUTPUT, TRACER_STATISTICS, tracer_properties
 
 SIZE_MULTIPLE = 4  # two poolings
 CONTEXT_PX = 24  # about the receptive field's radius: what a pixel's probability depends on
@@ -55,21 +55,22 @@ class TinyUNet(nn.Module):
 
 
 def standardise(gray: torch.Tensor) -> torch.Tensor:
-    """A grey picture (N, 1, H, W), any dtype, less its mean over its spread: brightness and contrast
-    removed (the spread taken as at least one grey level, so a flat crop stays flat)."""
+    """A grey picture (N, 1, H, W), any dtype, less its mean over its spread (``tracer_files.crop_statistics``):
+    brightness and contrast removed, as the tracer file does it."""
     values = gray.float()
-    return (values - values.mean()) / torch.clamp(values.std(), min=1.0)
+    return (values - values.mean()) / torch.clamp(values.std(correction=0), min=1.0)
 
 
 class TracerGraph(nn.Module):
-    """What a tracer file runs: uint8 grey in, crack probability per pixel out."""
+    """What a tracer file runs: uint8 grey and the crop's (mean, spread) in, crack probability per pixel
+    out.  The statistics come from outside so that the tiles of one crop are standardised alike."""
 
     def __init__(self, net: TinyUNet) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, gray: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(standardise(gray)))
+    def forward(self, gray: torch.Tensor, statistics: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net((gray.float() - statistics[0]) / statistics[1]))
 
 
 def export_tracer(
@@ -81,17 +82,17 @@ def export_tracer(
     from crackcli.model.onnx_files import set_properties
 
     graph = TracerGraph(net).eval()
-    example = torch.zeros(1, 1, 64, 64, dtype=torch.uint8)
+    example = (torch.zeros(1, 1, 64, 64, dtype=torch.uint8), torch.tensor([128.0, 1.0]))
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation on every call
         torch.onnx.export(
             graph,
-            (example,),
+            example,
             buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to any binary file object
             dynamo=False,
             opset_version=opset,
-            input_names=[TRACER_INPUT],
+            input_names=[TRACER_INPUT, TRACER_STATISTICS],
             output_names=[TRACER_OUTPUT],
             dynamic_axes={TRACER_INPUT: {2: "height", 3: "width"}, TRACER_OUTPUT: {2: "height", 3: "width"}},
             do_constant_folding=True,
