@@ -83,14 +83,20 @@ def _batch(grays: np.ndarray, masks: np.ndarray, picks: np.ndarray, rng: np.rand
 
 
 def train(
-    grays: np.ndarray, masks: np.ndarray, steps: int, keep_at: set[int], widths: tuple[int, int, int], seed: int = 0
+    grays: np.ndarray,
+    masks: np.ndarray,
+    steps: int,
+    keep_at: set[int],
+    widths: tuple[int, int, int],
+    fold: int = 1,
+    seed: int = 0,
 ) -> dict[int, dict[str, torch.Tensor]]:
     """Adam on the painted pictures (batches of 16) for ``steps`` steps, learning rate on a cosine; the
     weights after each step count in ``keep_at``.  Counted in steps, not time, so a busy machine gives
     the same weights."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = TinyUNet(widths)
+    model = TinyUNet(widths, fold)
     optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
     kept, started = {}, time.perf_counter()
     for step in range(1, steps + 1):
@@ -116,7 +122,8 @@ def train(
 @torch.inference_mode()
 def crack_probabilities(model: TinyUNet, gray: np.ndarray) -> np.ndarray:
     height, width = gray.shape
-    padded = cv2.copyMakeBorder(gray, 0, -height % 4, 0, -width % 4, cv2.BORDER_REFLECT)
+    step = model.size_multiple
+    padded = cv2.copyMakeBorder(gray, 0, -height % step, 0, -width % step, cv2.BORDER_REFLECT)
     return torch.sigmoid(model(standardise(torch.from_numpy(padded)[None, None])))[0, 0, :height, :width].numpy()
 
 
@@ -182,6 +189,7 @@ def main() -> None:
     parser.add_argument("--checkpoints", default="40,250,500,1000", help="steps whose weights are candidates")
     parser.add_argument("--train", type=int, default=4000, help="painted training pictures")
     parser.add_argument("--widths", default="16,32,64", help="channels of the U-Net's three levels")
+    parser.add_argument("--fold", type=int, default=1, help="2: pixels folded into channels, a quarter of the work")
     parser.add_argument("--out", type=Path, default=Path("runs/trace_learned"))
     parser.add_argument("--seed", type=int, default=0, help="training pictures (seed 2·s) and weights")
     parser.add_argument("--export", type=Path, help="write the chosen weights as a tracer file (crack-tracer.onnx)")
@@ -190,7 +198,7 @@ def main() -> None:
     widths = (low, middle, high)
     keep_at = {int(step) for step in args.checkpoints.split(",")}
 
-    suffix = f"_seed{args.seed}" if args.seed else ""
+    suffix = (f"_fold{args.fold}" if args.fold > 1 else "") + (f"_seed{args.seed}" if args.seed else "")
     weights = args.out / f"tracer_{low}_{middle}_{high}_{args.steps}{suffix}.pt"
     if weights.exists():
         kept = torch.load(weights, weights_only=True)
@@ -199,7 +207,7 @@ def main() -> None:
         started = time.perf_counter()
         grays, masks = painted_pictures(args.train, seed=2 * args.seed)  # even: never the validation seed
         print(f"{args.train} painted training pictures in {time.perf_counter() - started:.0f} s", flush=True)
-        kept = train(grays, masks, args.steps, keep_at, widths, args.seed)
+        kept = train(grays, masks, args.steps, keep_at, widths, args.fold, args.seed)
         args.out.mkdir(parents=True, exist_ok=True)
         torch.save(kept, weights)
     val_grays, val_masks = painted_pictures(300, seed=1)
@@ -207,7 +215,7 @@ def main() -> None:
     # Which checkpoint: the best mean F on the selection sets; the figures to quote come from the others.
     candidates = []
     for step in sorted(kept):
-        model = TinyUNet(widths)
+        model = TinyUNet(widths, args.fold)
         model.load_state_dict(kept[step])
         model.eval()
         print(f"step {step}:")

@@ -43,21 +43,34 @@ def tiny_tracer(tmp_path_factory):
     return net, path
 
 
+@pytest.fixture(scope="module")
+def folded_tracer(tmp_path_factory):
+    torch.manual_seed(1)
+    net = TinyUNet((2, 4, 4), fold=2).eval()
+    path = tmp_path_factory.mktemp("tracer") / "folded.onnx"
+    export_tracer(net, path, 0.5, 20, {})
+    return net, path
+
+
 @pytest.mark.parametrize("shape", [(37, 53), (64, 64), (3, 5)])
-def test_a_tracer_file_computes_what_its_network_does(tiny_tracer, shape):
-    net, path = tiny_tracer
+@pytest.mark.parametrize("which", ["tiny_tracer", "folded_tracer"])
+def test_a_tracer_file_computes_what_its_network_does(request, which, shape):
+    net, path = request.getfixturevalue(which)
     tracer = OnnxTracer(path)
     gray = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     probs = tracer.probabilities(gray)
     height, width = shape
-    padded = np.pad(gray, ((0, -height % 4), (0, -width % 4)), mode="reflect")
+    step = net.size_multiple
+    padded = np.pad(gray, ((0, -height % step), (0, -width % step)), mode="symmetric")
     statistics = torch.tensor([gray.mean(), max(gray.std(), 1.0)])
     with torch.inference_mode():
         expected = TracerGraph(net)(torch.from_numpy(padded)[None, None], statistics)[0, 0, :height, :width].numpy()
     assert probs.shape == shape and probs.dtype == np.float32
     np.testing.assert_allclose(probs, expected, atol=1e-5)
-    assert (tracer.info.threshold, tracer.info.min_length_px, tracer.info.size_multiple) == (0.6, 12, 4)
-    assert tracer.info.training()["architecture"] == "TinyUNet 2/4/4"
+    assert (tracer.info.size_multiple, tracer.info.context_px) == ((4, 24) if net.fold == 1 else (8, 48))
+    if which == "tiny_tracer":
+        assert (tracer.info.threshold, tracer.info.min_length_px) == (0.6, 12)
+        assert tracer.info.training()["architecture"] == "TinyUNet 2/4/4"
 
 
 def test_a_large_crop_runs_in_tiles_that_join_without_seams(shipped_tracer, monkeypatch):
@@ -72,6 +85,12 @@ def test_a_large_crop_runs_in_tiles_that_join_without_seams(shipped_tracer, monk
     assert whole.std() > 0.1  # cracks and texture: a misplaced tile would show
     # Standardised by the whole crop's statistics, each tile seeing its context: the same probabilities.
     np.testing.assert_allclose(tiled, whole, atol=1e-4)
+    within = np.zeros(gray.shape, bool)
+    within[70:80, 100:110] = True  # inside the tile from (64, 64) only
+    some = shipped_tracer.probabilities(gray, within)
+    np.testing.assert_array_equal(some[64:128, 64:128], tiled[64:128, 64:128])
+    some[64:128, 64:128] = 0
+    assert not some.any()  # the tiles holding no pixel to trace were not run
 
 
 def test_brightness_and_contrast_do_not_change_what_is_traced(tiny_tracer):

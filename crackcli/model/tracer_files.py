@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from crackcli.errors import CrackError
@@ -28,7 +29,8 @@ TRACER_OUTPUT = "crack_prob"
 
 def crop_statistics(gray: np.ndarray) -> np.ndarray:
     """float32 (mean, spread) of a grey crop, the spread at least one grey level (a flat crop stays flat)."""
-    return np.array([gray.mean(), max(float(gray.std()), 1.0)], np.float32)
+    mean, spread = (float(v.ravel()[0]) for v in cv2.meanStdDev(gray))  # one pass in C; NumPy: 50 ms a megapixel
+    return np.array([mean, max(spread, 1.0)], np.float32)
 
 
 @dataclass(frozen=True)

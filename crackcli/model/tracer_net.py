@@ -2,7 +2,9 @@
 
 A three-level U-Net on grey pixels: two 3×3 convolutions per level, max-pooling down, bilinear
 upsampling and skip connections up, one logit per pixel.  Small on purpose (8/16/32 channels: 30k
-weights), as it runs on the full-resolution pixels of every crack window.
+weights), as it runs on the full-resolution pixels of every crack window.  With ``fold`` 2 the pixels
+are first folded into channels (each 2×2 block one position of 4 channels, nothing lost) and the
+logits unfolded at the end, so every convolution runs on a quarter of the positions.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from torch.nn import functional as F
 from crackcli.io.atomic import atomic_write_bytes
 from crackcli.model.tracer_files import TRACER_INPUT, TRACER_OUTPUT, TRACER_STATISTICS, tracer_properties
 
-SIZE_MULTIPLE = 4  # two poolings
-CONTEXT_PX = 24  # about the receptive field's radius: what a pixel's probability depends on
+POOLINGS = 2
+CONTEXT_PX = 24  # about the receptive field's radius at fold 1: what a pixel's probability depends on
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -35,23 +37,35 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class TinyUNet(nn.Module):
-    """Crack logits per pixel of a standardised grey image (N, 1, H, W), H and W multiples of 4."""
+    """Crack logits per pixel of a standardised grey image (N, 1, H, W), H and W multiples of
+    ``size_multiple``."""
 
-    def __init__(self, widths: tuple[int, int, int] = (8, 16, 32)) -> None:
+    def __init__(self, widths: tuple[int, int, int] = (8, 16, 32), fold: int = 1) -> None:
         super().__init__()
         a, b, c = widths
-        self.widths = widths
-        self.down1, self.down2, self.down3 = _block(1, a), _block(a, b), _block(b, c)
+        self.widths, self.fold = widths, fold
+        self.down1, self.down2, self.down3 = _block(fold * fold, a), _block(a, b), _block(b, c)
         self.up2, self.up1 = _block(c + b, b), _block(b + a, a)
-        self.head = nn.Conv2d(a, 1, 1)
+        self.head = nn.Conv2d(a, fold * fold, 1)
+
+    @property
+    def size_multiple(self) -> int:
+        return self.fold * 2**POOLINGS
+
+    @property
+    def context_px(self) -> int:
+        return self.fold * CONTEXT_PX
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fold > 1:
+            x = F.pixel_unshuffle(x, self.fold)
         e1 = self.down1(x)
         e2 = self.down2(F.max_pool2d(e1, 2))
         e3 = self.down3(F.max_pool2d(e2, 2))
         d2 = self.up2(torch.cat([F.interpolate(e3, scale_factor=2.0, mode="bilinear"), e2], 1))
         d1 = self.up1(torch.cat([F.interpolate(d2, scale_factor=2.0, mode="bilinear"), e1], 1))
-        return self.head(d1)
+        logits = self.head(d1)
+        return F.pixel_shuffle(logits, self.fold) if self.fold > 1 else logits
 
 
 def standardise(gray: torch.Tensor) -> torch.Tensor:
@@ -98,6 +112,8 @@ def export_tracer(
             do_constant_folding=True,
         )
     model = onnx.load_from_string(buffer.getvalue())
-    summary = {"architecture": f"TinyUNet {'/'.join(str(w) for w in net.widths)}", **training}
-    set_properties(model, tracer_properties(threshold, min_length_px, SIZE_MULTIPLE, CONTEXT_PX, summary))
+    fold = f", fold {net.fold}" if net.fold > 1 else ""
+    summary = {"architecture": f"TinyUNet {'/'.join(str(w) for w in net.widths)}{fold}", **training}
+    properties = tracer_properties(threshold, min_length_px, net.size_multiple, net.context_px, summary)
+    set_properties(model, properties)
     atomic_write_bytes(path, model.SerializeToString())

@@ -13,9 +13,10 @@ from crackcli.model.onnx_properties import read_model_file
 from crackcli.model.predictors import create_session, finite_scores
 from crackcli.model.tracer_files import TRACER_INPUT, TRACER_OUTPUT, TRACER_STATISTICS, crop_statistics
 
-# Crops longer than this a side run in tiles of this side (each with its context): inside the graph a
-# pixel takes about a hundred bytes, so a whole cracked 42 MP photo at once would take gigabytes.
-TILE_PX = 1024
+# Crops run in tiles of this side (each with its context), and only tiles holding a pixel to trace run:
+# a group of crack windows seldom fills its bounding box, and inside the graph a pixel takes about a
+# hundred bytes, so a whole cracked 42 MP photo at once would take gigabytes.
+TILE_PX = 256
 
 
 class OnnxTracer:
@@ -37,17 +38,18 @@ class OnnxTracer:
             first = (str(exc).strip().splitlines() or ["no reason given"])[0][:160]
             raise CrackError(f"{path}: ONNX Runtime cannot run this tracer ({first}); make it again") from None
 
-    def probabilities(self, gray: np.ndarray) -> np.ndarray:
-        """Crack probability (float32, H×W) of every pixel of a uint8 grey crop (H×W)."""
+    def probabilities(self, gray: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
+        """Crack probability (float32, H×W) of the pixels of a uint8 grey crop (H×W); with ``within`` (bool,
+        H×W), tiles holding none of its pixels are not run and score 0."""
         height, width = gray.shape
         statistics = crop_statistics(gray)
-        if height <= TILE_PX and width <= TILE_PX:
-            return self._run(gray, statistics)
-        probs = np.empty((height, width), np.float32)
+        probs = np.zeros((height, width), np.float32)
         context = self.info.context_px
         for y in range(0, height, TILE_PX):
             for x in range(0, width, TILE_PX):
                 y_end, x_end = min(height, y + TILE_PX), min(width, x + TILE_PX)
+                if within is not None and not within[y:y_end, x:x_end].any():
+                    continue
                 y0, x0 = max(0, y - context), max(0, x - context)
                 tile = self._run(gray[y0 : min(height, y_end + context), x0 : min(width, x_end + context)], statistics)
                 probs[y:y_end, x:x_end] = tile[y - y0 : y_end - y0, x - x0 : x_end - x0]
@@ -56,8 +58,8 @@ class OnnxTracer:
     def _run(self, gray: np.ndarray, statistics: np.ndarray) -> np.ndarray:
         height, width = gray.shape
         step = self.info.size_multiple
-        # mirrored, not repeated, to the size the graph takes: a repeated edge pixel would draw a line
-        padded = np.pad(gray, ((0, -height % step), (0, -width % step)), mode="reflect")
+        # mirrored to the size the graph takes (a repeated edge pixel would draw a line)
+        padded = np.pad(gray, ((0, -height % step), (0, -width % step)), mode="symmetric")
         inputs = {TRACER_INPUT: padded[None, None], TRACER_STATISTICS: statistics}
         probs = self.session.run([TRACER_OUTPUT], inputs)[0]
         return finite_scores(self.source, probs[0, 0, :height, :width])

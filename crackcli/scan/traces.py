@@ -102,7 +102,8 @@ class LearnedExtractor:
 
     def crack_pixels(self, gray: np.ndarray, within: np.ndarray) -> np.ndarray:
         info = self.tracer.info
-        return confident_pixels(self.tracer.probabilities(gray), info.threshold, info.min_length_px, within)
+        probs = self.tracer.probabilities(gray, within)
+        return confident_pixels(probs, info.threshold, info.min_length_px, within)
 
     def record(self) -> dict[str, Any]:
         return {"extractor": self.name, "tracer": str(self.tracer.source), "sha256": self.tracer.sha256}
