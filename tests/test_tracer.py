@@ -2,6 +2,7 @@
 as its PyTorch network computes, refused in one line when it is anything else, and the shipped one
 finding painted cracks."""
 
+import json
 import os
 
 import cv2
@@ -179,3 +180,11 @@ def test_the_shipped_tracer_finds_painted_cracks_and_not_the_texture(shipped_tra
 
 def _dilated(mask):
     return cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+
+
+def test_crack_info_describes_a_tracer_file(tiny_tracer):
+    result = runner.invoke(app, ["info", str(tiny_tracer[1]), "--json"])
+    assert result.exit_code == 0, result.output
+    details = json.loads(result.stdout)
+    assert details["kind"].startswith("ONNX crack tracer") and details["threshold"] == 0.6
+    assert details["min_length_px"] == 12 and details["training"]["data"] == "none: random weights"

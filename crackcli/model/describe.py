@@ -10,12 +10,18 @@ from crackcli.errors import UsageError
 
 
 def model_file_info(path: Path) -> dict[str, Any]:
-    """The metadata of a `crack export` ONNX file or a `crack train` checkpoint."""
+    """The metadata of a `crack export` ONNX file, a tracer file or a `crack train` checkpoint."""
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         from crackcli.model.onnx_files import load_checked
+        from crackcli.model.onnx_properties import read_model_file, read_properties
+        from crackcli.model.tracer_files import TRACER_FORMAT
 
-        model, info = load_checked(path)
+        data = read_model_file(path)
+        if read_properties(path, data).get("format") == TRACER_FORMAT:
+            return _tracer_file_info(path, data)
+
+        model, info = load_checked(path, data)
         details: dict[str, Any] = {
             "file": str(path),
             "kind": "ONNX (crack export)",
@@ -43,3 +49,21 @@ def model_file_info(path: Path) -> dict[str, Any]:
         details["training"] = json.loads(json.dumps(payload.get("summary", {}), default=str))
         return details
     raise UsageError(f"{path}: unknown model file type '{suffix}'; pass a .onnx or .pt file")
+
+
+def _tracer_file_info(path: Path, data: bytes) -> dict[str, Any]:
+    from crackcli.model.tracer_files import load_tracer_checked
+
+    model, info = load_tracer_checked(path, data)
+    return {
+        "file": str(path),
+        "kind": "ONNX crack tracer (crack scan --trace --tracer)",
+        "size_mb": round(len(data) / 1e6, 2),
+        "threshold": info.threshold,
+        "min_length_px": info.min_length_px,
+        "size_multiple": info.size_multiple,
+        "context_px": info.context_px,
+        "opset": model.opset_import[0].version,
+        **{k: v for k, v in info.properties.items() if k in ("input", "outputs")},
+        "training": info.training(),
+    }
