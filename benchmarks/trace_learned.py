@@ -1,6 +1,7 @@
 """A small learned crack extractor against the classical one, on real photos it never saw.
 
-The learned one is a three-level U-Net (16/32/64 channels) on grey pixels, trained here from random
+The learned one is a three-level U-Net on grey pixels (``crackcli.model.tracer_net``: ``--widths``
+channels, ``--fold 2`` to fold 2×2 pixels into channels), trained here from random
 initialisation on pictures whose crack masks the project makes itself: CCIC's clean training patches
 (CC BY 4.0) and procedural asphalt, with cracks painted by ``paint_crack_with_mask`` (0.8-14 px wide,
 faint to clear) and, on a share of them, the painted look-alikes of ``paint_confuser`` (joints, road
@@ -12,7 +13,7 @@ every photo of DeepCrack and CrackForest, whole (no classifier windows), scored 
 error; then the time per megapixel of each.
 
     python benchmarks/trace_learned.py [--steps 1000] [--checkpoints 40,250,500,1000] [--widths 16,32,64]
-        [--train 4000] [--out runs/trace_learned] [--seed 0] [--export models/crack-tracer.onnx]
+        [--fold 1] [--train 4000] [--out runs/trace_learned] [--seed 0] [--export models/crack-tracer.onnx]
 
 The weights are saved in ``--out`` (one file per widths and steps) and reused by a later run;
 ``--export`` writes the chosen ones as the tracer file `crack scan --trace` runs.

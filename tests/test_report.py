@@ -214,3 +214,4 @@ def test_traced_measurements_reach_the_page_in_mm_with_a_scale_and_in_px_without
         unit = "mm" if scale else "px"
         assert shown["length"] == f"{float(row[f'crack_length_{unit}']):.1f} {unit}"
         assert shown["width"] == f"{float(row[f'max_width_{unit}']):.2f} {unit}"
+        assert "cracks traced by the learned extractor (" in (out / "index.html").read_text()

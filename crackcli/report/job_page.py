@@ -113,6 +113,7 @@ def job_facts(report: dict[str, Any] | None) -> dict[str, Any]:
         "mode": report.get("mode"),
         "threshold": report.get("threshold"),
         "crack_class": report.get("crack_class"),
+        "tracer": ((provenance.get("settings") or {}).get("trace") or None),
     }
 
 
