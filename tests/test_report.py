@@ -204,9 +204,10 @@ def test_traced_measurements_reach_the_page_in_mm_with_a_scale_and_in_px_without
     _, model, _ = crack_model
     photo = tmp_path / "cracked.png"
     write_image(photo, texture_photo(256, 192, seed=3, crack_rows=(96,), thickness=3))
-    for name, scale in (("scaled", ["--mm-per-px", "0.5"]), ("pixels", [])):
+    for name, scale, tracer in (("scaled", ["--mm-per-px", "0.5"], "learned"), ("pixels", [], "classical")):
         out = tmp_path / name
         args = ["scan", str(photo), "--model", str(model), "--out", str(out), "--patch", "64", "--trace", *scale]
+        args += ["--tracer", tracer]
         assert runner.invoke(app, args).exit_code == 0
         row = next(csv.DictReader(open(out / "summary.csv")))
         (shown,) = island((out / "index.html").read_text())
@@ -214,4 +215,7 @@ def test_traced_measurements_reach_the_page_in_mm_with_a_scale_and_in_px_without
         unit = "mm" if scale else "px"
         assert shown["length"] == f"{float(row[f'crack_length_{unit}']):.1f} {unit}"
         assert shown["width"] == f"{float(row[f'max_width_{unit}']):.2f} {unit}"
-        assert "cracks traced by the learned extractor (" in (out / "index.html").read_text()
+        page = (out / "index.html").read_text()
+        assert f"cracks traced by the {tracer} extractor" in page and ("models/crack-tracer.onnx" in page) == (
+            tracer == "learned"
+        )
