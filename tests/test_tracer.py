@@ -188,3 +188,15 @@ def test_crack_info_describes_a_tracer_file(tiny_tracer):
     details = json.loads(result.stdout)
     assert details["kind"].startswith("ONNX crack tracer") and details["threshold"] == 0.6
     assert details["min_length_px"] == 12 and details["training"]["data"] == "none: random weights"
+
+
+def test_damaged_or_newer_tracer_metadata_is_refused_in_one_line(tiny_tracer, tmp_path):
+    for version, says in (("x", "damaged metadata"), ("99", "newer crack")):
+        model = onnx.load(str(tiny_tracer[1]))
+        for entry in model.metadata_props:
+            if entry.key == "format_version":
+                entry.value = version
+        changed = tmp_path / f"v{version}.onnx"
+        onnx.save(model, str(changed))
+        with pytest.raises(CrackError, match=says):
+            OnnxTracer(changed)

@@ -67,12 +67,23 @@ def metadata_properties(
     }
 
 
+def check_format(path: Path, properties: dict[str, str], expected: str, version: int, otherwise: str) -> None:
+    """CrackError unless ``path``'s properties name format ``expected`` at ``version`` or earlier
+    (``otherwise``: what to say when they name another format, or none)."""
+    if properties.get("format") != expected:
+        raise CrackError(f"{path}: {otherwise}")
+    try:
+        written = int(properties.get("format_version", "0"))
+    except ValueError:
+        raise CrackError(f"{path}: damaged metadata (format_version); make the file again") from None
+    if written > version:
+        raise CrackError(f"{path}: written by a newer crack; upgrade crackcli")
+
+
 def info_from_properties(path: Path, properties: dict[str, str]) -> OnnxModelInfo:
     """Parse the metadata of ``path``; a file without it was not made by `crack export`."""
-    if properties.get("format") != FORMAT:
-        raise CrackError(f"{path}: an ONNX file without crack metadata; make model files with crack export")
-    if int(properties.get("format_version", "0")) > FORMAT_VERSION:
-        raise CrackError(f"{path}: written by a newer crack; upgrade crackcli")
+    without = "an ONNX file without crack metadata; make model files with crack export"
+    check_format(path, properties, FORMAT, FORMAT_VERSION, without)
     try:
         meta = ModelMeta.from_dict(
             {

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from crackcli.errors import CrackError
+from crackcli.model.onnx_properties import check_format
 
 TRACER_FORMAT = "crack-tracer"
 TRACER_FORMAT_VERSION = 1
@@ -67,10 +68,8 @@ def tracer_properties(
 
 def tracer_info(path: Path, properties: dict[str, str]) -> TracerInfo:
     """Parse the metadata of tracer file ``path``."""
-    if properties.get("format") != TRACER_FORMAT:
-        raise CrackError(f"{path}: not a crack tracer file; pass a tracer made by benchmarks/trace_learned.py")
-    if int(properties.get("format_version", "0")) > TRACER_FORMAT_VERSION:
-        raise CrackError(f"{path}: written by a newer crack; upgrade crackcli")
+    otherwise = "not a crack tracer file; pass a tracer made by benchmarks/trace_learned.py"
+    check_format(path, properties, TRACER_FORMAT, TRACER_FORMAT_VERSION, otherwise)
     try:
         info = TracerInfo(
             threshold=float(properties["threshold"]),
