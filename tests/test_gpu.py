@@ -68,3 +68,17 @@ def test_scan_on_cuda_runs_on_the_cuda_provider_and_stdout_stays_json(crack_mode
     assert done.returncode == 0, done.stderr.decode()
     lines = done.stdout.decode().splitlines()
     assert len(lines) == 1 and "CUDA" in json.loads(lines[0])["runtime"]
+
+
+def test_the_tracer_runs_on_the_cuda_provider_at_one_tile_shape_as_on_the_cpu():
+    import numpy as np
+
+    from crackcli.model.shipped import TRACER_NAME, shipped_file
+    from crackcli.model.tracers import OnnxTracer
+
+    path = shipped_file(TRACER_NAME)
+    gpu = OnnxTracer(path, "cuda")
+    assert gpu.session.get_providers()[0] == "CUDAExecutionProvider" and gpu.pad_tiles
+    gray = texture_photo(700, 600, seed=5, crack_rows=(300,), thickness=3)[..., 0]
+    expected = OnnxTracer(path, "cpu", pad_tiles=True).probabilities(gray)
+    np.testing.assert_allclose(gpu.probabilities(gray), expected, atol=1e-3)

@@ -94,6 +94,30 @@ def test_a_large_crop_runs_in_tiles_that_join_without_seams(shipped_tracer, monk
     assert not some.any()  # the tiles holding no pixel to trace were not run
 
 
+def test_tiles_padded_to_one_shape_give_the_same_probabilities_inside(shipped_tracer, monkeypatch):
+    """As on a GPU, where each new input shape reruns cuDNN's search: every tile run at one shape."""
+    rng = np.random.default_rng(8)
+    rgb = np.clip(150 + rng.normal(0, 10, (200, 290, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2)
+    rgb, _ = paint_crack_with_mask(rgb, rng, (2.0, 3.0), (0.35, 0.45))
+    gray = rgb[..., 0]
+    monkeypatch.setattr(tracers, "TILE_PX", 64)
+    own_size = shipped_tracer.probabilities(gray)
+    padded = OnnxTracer(shipped_tracer.source, "cpu", pad_tiles=True)
+    shapes = []
+    run = padded.session.run
+
+    def recorded(names, feed):
+        shapes.append(feed[TRACER_INPUT].shape)
+        return run(names, feed)
+
+    monkeypatch.setattr(padded.session, "run", recorded)
+    one_shape = padded.probabilities(gray)
+    assert set(shapes) == {(1, 1, 112, 112)}  # 64 + 2 × 24 of context
+    # Only where a crop edge lies within the network's reach do the two paddings differ.
+    inner = (slice(24, -24), slice(24, -24))
+    np.testing.assert_allclose(one_shape[inner], own_size[inner], atol=1e-4)
+
+
 def test_brightness_and_contrast_do_not_change_what_is_traced(tiny_tracer):
     """The graph standardises its crop: the same picture lighter or flatter scores the same."""
     tracer = OnnxTracer(tiny_tracer[1])

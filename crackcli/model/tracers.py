@@ -1,5 +1,6 @@
-"""A crack tracer file (``tracer_files``) run by ONNX Runtime: crack probabilities per pixel of grey
-photo crops.  The file is checked in full before its graph runs, as classifier files are."""
+"""A crack tracer file (``tracer_files``) run by ONNX Runtime, on the CPU or a GPU: crack probabilities
+per pixel of grey photo crops.  The file is checked in full before its graph runs, as classifier files
+are."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ TILE_PX = 256
 
 
 class OnnxTracer:
-    """The tracer of file ``path`` on the CPU (its crops are cut as photos are scored: the GPU, where there
-    is one, is the classifier's)."""
+    """The tracer of file ``path`` on ``device`` (auto: a GPU where ONNX Runtime can use one)."""
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, device: str = "auto", threads: int | None = None, pad_tiles: bool | None = None
+    ) -> None:
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
         from crackcli.model.tracer_files import load_tracer_checked
@@ -33,10 +35,14 @@ class OnnxTracer:
         self.source = path
         self.sha256 = hashlib.sha256(data).hexdigest()
         try:
-            self.session, _ = create_session(model.SerializeToString(), "cpu", threads)
+            self.session, _ = create_session(model.SerializeToString(), device, threads)
         except (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidGraph) as exc:
             first = (str(exc).strip().splitlines() or ["no reason given"])[0][:160]
             raise CrackError(f"{path}: ONNX Runtime cannot run this tracer ({first}); make it again") from None
+        # Every tile padded to one shape on the CUDA provider, where each new shape reruns cuDNN's search;
+        # on the CPU, edge tiles and small crops run at their own size (less work).
+        on_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
+        self.pad_tiles = on_cuda if pad_tiles is None else pad_tiles
 
     def probabilities(self, gray: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
         """Crack probability (float32, H×W) of the pixels of a uint8 grey crop (H×W); with ``within`` (bool,
@@ -58,8 +64,13 @@ class OnnxTracer:
     def _run(self, gray: np.ndarray, statistics: np.ndarray) -> np.ndarray:
         height, width = gray.shape
         step = self.info.size_multiple
+        if self.pad_tiles:
+            side = -(-(TILE_PX + 2 * self.info.context_px) // step) * step
+            padded_h, padded_w = side, side
+        else:
+            padded_h, padded_w = -(-height // step) * step, -(-width // step) * step
         # mirrored to the size the graph takes (a repeated edge pixel would draw a line)
-        padded = np.pad(gray, ((0, -height % step), (0, -width % step)), mode="symmetric")
+        padded = np.pad(gray, ((0, padded_h - height), (0, padded_w - width)), mode="symmetric")
         inputs = {TRACER_INPUT: padded[None, None], TRACER_STATISTICS: statistics}
         probs = self.session.run([TRACER_OUTPUT], inputs)[0]
         return finite_scores(self.source, probs[0, 0, :height, :width])

@@ -103,7 +103,7 @@ class ScanJob:
             )
         self.crack_index = meta.classes.index(self.crack_class)
         self.reduce = decode_reduction(predictor, self.settings)
-        self.extractor = open_extractor(options.tracer) if options.trace else None
+        self.extractor = open_extractor(options.tracer, options.device) if options.trace else None
         self.made_with = self._made_with()
         self._first: tuple[Path, Future] | None = None  # see decode_first
         self._first_report: dict[str, Any] | None = None  # the job page's model and settings

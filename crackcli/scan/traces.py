@@ -109,9 +109,9 @@ class LearnedExtractor:
         return {"extractor": self.name, "tracer": str(self.tracer.source), "sha256": self.tracer.sha256}
 
 
-def open_extractor(choice: str | None) -> Extractor:
+def open_extractor(choice: str | None, device: str = "auto") -> Extractor:
     """The extractor `crack scan --tracer` names: ``learned`` (the shipped tracer), ``classical``, or a
-    tracer file; None: the default.  UsageError when it cannot be used."""
+    tracer file; None: the default.  A tracer runs on ``device``.  UsageError when it cannot be used."""
     choice = choice or DEFAULT_EXTRACTOR
     if choice == CLASSICAL:
         return ClassicalExtractor()
@@ -125,7 +125,7 @@ def open_extractor(choice: str | None) -> Extractor:
     else:
         path = Path(choice)
     try:
-        return LearnedExtractor(OnnxTracer(path), LEARNED if choice == LEARNED else "file")
+        return LearnedExtractor(OnnxTracer(path, device), LEARNED if choice == LEARNED else "file")
     except CrackError as exc:
         raise UsageError(str(exc)) from None
 
