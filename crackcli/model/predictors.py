@@ -136,15 +136,12 @@ class OnnxPredictor:
         builder.shutdown(wait=False)
 
     def _started(self) -> tuple[ort.InferenceSession, str | None]:
-        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
-
-        refusals = (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidGraph, ort_errors.NotImplemented)
         try:
             return self._starting.result()
-        except refusals as exc:
-            first = (str(exc).strip().splitlines() or ["no reason given"])[0][:160]
+        except runtime_refusals() as exc:
             raise CrackError(
-                f"{self.source}: ONNX Runtime cannot run this model ({first}); export it again with crack export"
+                f"{self.source}: ONNX Runtime cannot run this model ({first_line(exc)}); "
+                "export it again with crack export"
             ) from None
 
     def ready(self) -> None:
@@ -192,6 +189,18 @@ class OnnxPredictor:
     def describe(self) -> str:
         where = self.providers[0].replace("ExecutionProvider", "")
         return f"{self.source} (ONNX {self.info.precision}, {self.meta.backbone}, ONNX Runtime on {where})"
+
+
+def runtime_refusals() -> tuple[type[Exception], ...]:
+    """The errors by which ONNX Runtime refuses a graph it cannot run (as opposed to a bug of ours)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+    return (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidGraph, ort_errors.NotImplemented)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message, at most 160 characters: what a one-line message quotes."""
+    return (str(exc).strip().splitlines() or ["no reason given"])[0][:160]
 
 
 def check_device(device: str) -> None:
@@ -243,8 +252,7 @@ def create_session(model: bytes, device: str = "auto", threads: int | None = Non
     except (RuntimeError, ValueError) as exc:
         if providers is cpu_only:
             raise
-        first = (str(exc).strip().splitlines() or ["no reason given"])[0][:160]
-        fallback = f"the CUDA provider failed to start ({first})"
+        fallback = f"the CUDA provider failed to start ({first_line(exc)})"
         session = ort.InferenceSession(model, options, providers=cpu_only, enable_fallback=0)
     if want_cuda and fallback is None and "CUDAExecutionProvider" not in session.get_providers():
         cuda = onnxruntime_cuda_version() or "its"

@@ -11,7 +11,7 @@ import numpy as np
 
 from crackcli.errors import CrackError
 from crackcli.model.onnx_properties import read_model_file
-from crackcli.model.predictors import create_session, finite_scores
+from crackcli.model.predictors import create_session, finite_scores, first_line, runtime_refusals
 from crackcli.model.tracer_files import TRACER_INPUT, TRACER_OUTPUT, TRACER_STATISTICS, crop_statistics
 
 # Crops run in tiles of this side (each with its context), and only tiles holding a pixel to trace run:
@@ -26,8 +26,6 @@ class OnnxTracer:
     def __init__(
         self, path: Path, device: str = "auto", threads: int | None = None, pad_tiles: bool | None = None
     ) -> None:
-        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
-
         from crackcli.model.tracer_files import load_tracer_checked
 
         data = read_model_file(path)
@@ -36,9 +34,9 @@ class OnnxTracer:
         self.sha256 = hashlib.sha256(data).hexdigest()
         try:
             self.session, _ = create_session(model.SerializeToString(), device, threads)
-        except (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidGraph) as exc:
-            first = (str(exc).strip().splitlines() or ["no reason given"])[0][:160]
-            raise CrackError(f"{path}: ONNX Runtime cannot run this tracer ({first}); make it again") from None
+        except runtime_refusals() as exc:
+            why = first_line(exc)
+            raise CrackError(f"{path}: ONNX Runtime cannot run this tracer ({why}); make it again") from None
         # Every tile padded to one shape on the CUDA provider, where each new shape reruns cuDNN's search;
         # on the CPU, edge tiles and small crops run at their own size (less work).
         on_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
