@@ -38,7 +38,7 @@ from crackcli.measure.centerlines import CenterLine, center_lines
 from crackcli.model.predictors import OnnxPredictor
 from crackcli.scan.job import ScanJob
 from crackcli.scan.options import ScanOptions
-from crackcli.scan.traces import DEFAULT_EXTRACTOR, Extractor, open_extractor
+from crackcli.scan.traces import DEFAULT_EXTRACTOR, open_extractor
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SETS = ("deepcrack", "crackforest", "uav75_dev", "pavement_crops")
@@ -141,7 +141,7 @@ def truth_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def evaluate_set(model: Path, tracer: str, root: Path, whole: Extractor | None) -> tuple[Tally, Tally | None, float]:
+def evaluate_set(model: Path, tracer: str, root: Path, whole: bool) -> tuple[Tally, Tally | None, float]:
     pairs = photos_of(root)
     scanned, alone = Tally(), Tally() if whole else None
     with tempfile.TemporaryDirectory() as out:
@@ -156,9 +156,9 @@ def evaluate_set(model: Path, tracer: str, root: Path, whole: Extractor | None) 
             found = read_mask(Path(out) / f"{image.stem}_cracks.png")
             truth = truth_mask(mask, found.shape)
             scanned.add(found, truth, center_lines(found))
-            if alone is not None and whole is not None:
+            if alone is not None and job.extractor is not None:  # the scan's own extractor, on the whole photo
                 gray = read_gray(image)
-                everywhere = whole.crack_pixels(gray, np.ones(gray.shape, bool))
+                everywhere = job.extractor.crack_pixels(gray, np.ones(gray.shape, bool))
                 alone.add(everywhere, truth, center_lines(everywhere))
     return scanned, alone, seconds / max(len(pairs), 1)
 
@@ -193,11 +193,9 @@ def main() -> None:
     parser.add_argument("--whole", action="store_true", help="also trace every photo whole, without windows")
     parser.add_argument("--speed-runs", type=int, default=0)
     args = parser.parse_args()
-    extractor = open_extractor(args.tracer)
-    print(f"model {args.model}; tolerance {TOLERANCE} px; extractor {extractor.record()}")
+    print(f"model {args.model}; tolerance {TOLERANCE} px; extractor {open_extractor(args.tracer).record()}")
     for name in args.sets.split(","):
-        whole = extractor if args.whole else None
-        scanned, alone, per_photo = evaluate_set(args.model, args.tracer, args.data / name, whole)
+        scanned, alone, per_photo = evaluate_set(args.model, args.tracer, args.data / name, args.whole)
         print(scanned.line(f"{name} (scan --trace)") + f"  {per_photo:.2f} s/photo", flush=True)
         if alone is not None:
             print(alone.line(f"{name} (whole photo)"), flush=True)
