@@ -39,6 +39,14 @@ def train(
     ] = None,
     weight_decay: Annotated[float, typer.Option(help="SGD weight decay.")] = 1e-4,
     image_size: Annotated[int, typer.Option(help="Input size; patches are resized to it.")] = 224,
+    min_filter: Annotated[
+        int | None,
+        typer.Option(
+            help="Side in photo pixels of a grey-level minimum filter run before patches shrink to the input "
+            "size, so cracks thinner than the shrink stay dark; scans and evaluations apply it too (the "
+            "default model: 3; 1: none; default: that of the --weights checkpoint, else 1).",
+        ),
+    ] = None,
     augment: Annotated[
         str, typer.Option(help="paper (horizontal flip), field (flips, rotation, zoom, light, blur, noise) or none.")
     ] = "paper",
@@ -129,6 +137,7 @@ def train(
             weight_decay=weight_decay,
             milestones=parse_milestones(milestones),
             image_size=image_size,
+            min_filter_px=min_filter,
             augment=augment,
             synthetic_cracks=synthetic_cracks,
             synthetic_stains=synthetic_stains,

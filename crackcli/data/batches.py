@@ -36,9 +36,11 @@ class PatchDataset(Dataset):
         augment: Augment | None = None,
         seed: int = 0,
         synthetic_cracks: SyntheticCracks | None = None,
+        min_filter_px: int = 1,
     ) -> None:
         self.samples = list(samples)
         self.image_size = image_size
+        self.min_filter_px = min_filter_px
         self.augment = augment
         self.seed = seed
         self.synthetic_cracks = synthetic_cracks
@@ -50,7 +52,7 @@ class PatchDataset(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         path, label = self.samples[index]
         try:
-            rgb = fit_patch(read_rgb(path), self.image_size)
+            rgb = fit_patch(read_rgb(path), self.image_size, self.min_filter_px)
         except ImageReadError as exc:
             return None, label, str(exc)
         rng = np.random.default_rng((self.seed, epoch, index))

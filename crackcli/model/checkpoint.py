@@ -22,7 +22,7 @@ from crackcli.model.meta import ModelMeta
 from crackcli.model.torch_files import load_plain, nonfinite_weights
 
 FORMAT = "crack-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this crack reads (files: ModelMeta.format_version)
 
 
 def save_checkpoint(path: Path, meta: ModelMeta, model: nn.Module, **state: Any) -> None:
@@ -33,7 +33,7 @@ def save_checkpoint(path: Path, meta: ModelMeta, model: nn.Module, **state: Any)
         raise DivergedWeights(str(path), broken)
     payload = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": meta.format_version(),
         "crackcli_version": __version__,
         "meta": meta.as_dict(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -85,6 +85,17 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if broken:
         raise DivergedWeights(str(path), broken)
     return payload
+
+
+def weights_min_filter(weights: str) -> int:
+    """The minimum filter (``ModelMeta.min_filter_px``) of a crack checkpoint given as starting weights, so
+    that a fine-tune sees photos as its starting model did; 1 for plain weights, ImageNet's or none."""
+    path = Path(weights)
+    if weights in ("none", "imagenet") or path.suffix != ".pt" or not path.is_file():
+        return 1
+    payload = load_plain(path, "a weights file")
+    meta = payload.get("meta") if isinstance(payload, dict) and payload.get("format") == FORMAT else None
+    return int(meta.get("min_filter_px", 1)) if isinstance(meta, dict) else 1
 
 
 def model_from_checkpoint(payload: dict[str, Any]) -> tuple[CrackNet, ModelMeta]:

@@ -209,14 +209,16 @@ def synthetic_patches(size: int, count: int = 16, seed: int = 0) -> np.ndarray:
     return np.stack(windows[:count]).transpose(0, 3, 1, 2).copy()
 
 
-def folder_patches(folder: LabelledFolder, size: int, limit: int = CALIBRATION_IMAGES) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``limit`` images spread evenly over ``folder``, as a uint8 batch, and their labels."""
+def folder_patches(
+    folder: LabelledFolder, size: int, min_filter_px: int = 1, limit: int = CALIBRATION_IMAGES
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``limit`` images spread evenly over ``folder``, as the model's uint8 input, and their labels."""
     picks = np.linspace(0, len(folder.samples) - 1, min(limit, len(folder.samples))).round().astype(int)
     images, labels = [], []
     for index in dict.fromkeys(picks.tolist()):
         path, label = folder.samples[index]
         try:
-            images.append(fit_patch(read_rgb(path), size))
+            images.append(fit_patch(read_rgb(path), size, min_filter_px))
         except ImageReadError:
             continue  # one bad calibration image must not stop an export
         labels.append(label)
@@ -277,7 +279,7 @@ def export_checkpoint(checkpoint: Path, out: Path, options: ExportOptions | None
     labelled = None
     if calibrate is not None:
         folder = index_folder(calibrate, classes=meta.classes)
-        labelled = folder_patches(folder, meta.image_size)
+        labelled = folder_patches(folder, meta.image_size, meta.min_filter_px)
     check = labelled[0][:64] if labelled is not None else synthetic_patches(meta.image_size)
 
     proto = export_fp32(model, meta.image_size, options.opset)

@@ -24,10 +24,21 @@ class ModelMeta:
     # Logits are divided by it before the softmax (fitted on validation data by `crack train`).
     # Checkpoints keep the raw weights and fold it into the head when loaded; ONNX graphs have it folded in.
     temperature: float = 1.0
+    # Side in photo pixels of the grey-level minimum filter run before a photo or patch shrinks to the
+    # model's input (``data.preprocess``): a crack thinner than the shrink stays dark instead of being
+    # averaged into the surface.  1: none.
+    min_filter_px: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.temperature < math.inf:
             raise ValueError(f"temperature {self.temperature} is not a positive number")
+        if self.min_filter_px < 1:
+            raise ValueError(f"min_filter_px {self.min_filter_px} is below 1")
+
+    def format_version(self) -> int:
+        """The format version a file holding this model is written with: 2 where it has a minimum filter, so
+        that a crack of before version 2, which would skip the filter, refuses the file instead."""
+        return 2 if self.min_filter_px > 1 else 1
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -44,6 +55,7 @@ class ModelMeta:
             std=tuple(float(v) for v in data["std"]),
             patch_size=int(data.get("patch_size", 224)),
             temperature=float(data.get("temperature", 1.0)),
+            min_filter_px=int(data.get("min_filter_px", 1)),
         )
 
 

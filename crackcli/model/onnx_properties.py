@@ -23,7 +23,7 @@ from crackcli.errors import CrackError
 from crackcli.model.meta import ModelMeta
 
 FORMAT = "crack-onnx"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this crack reads (files: ModelMeta.format_version)
 INPUT_NAME = "image"
 PROBS_OUTPUT = "probs"
 LOGIT_MAP_OUTPUT = "logit_map"
@@ -49,7 +49,7 @@ def metadata_properties(
     """The metadata of an exported file, as ONNX string properties."""
     return {
         "format": FORMAT,
-        "format_version": str(FORMAT_VERSION),
+        "format_version": str(meta.format_version()),
         "backbone": meta.backbone,
         "classes": json.dumps(list(meta.classes)),
         "crack_class": meta.crack_class or "",
@@ -58,6 +58,7 @@ def metadata_properties(
         "mean": json.dumps(list(meta.mean)),
         "std": json.dumps(list(meta.std)),
         "temperature": repr(meta.temperature),  # already folded into the graph's head: a record, not a step
+        "min_filter_px": str(meta.min_filter_px),
         "input": f"{INPUT_NAME}: uint8 RGB (N, 3, H, W), values 0..255; normalisation is inside the graph",
         "outputs": PROBS_OUTPUT + (f", {LOGIT_MAP_OUTPUT}" if dense else ""),
         "dense": "true" if dense else "false",
@@ -95,6 +96,7 @@ def info_from_properties(path: Path, properties: dict[str, str]) -> OnnxModelInf
                 "mean": json.loads(properties["mean"]),
                 "std": json.loads(properties["std"]),
                 "temperature": properties.get("temperature", "1.0"),
+                "min_filter_px": properties.get("min_filter_px", "1"),
             }
         )
     except (KeyError, ValueError, TypeError) as exc:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from crackcli.data.preprocess import keep_thin_dark
 from crackcli.data.tiling import MAX_WINDOW, Window, grid
 from crackcli.errors import OptionError
 from crackcli.model.meta import ModelMeta
@@ -117,8 +118,11 @@ def decode_reduction(predictor: Predictor, settings: ScanSettings) -> int:
     """The largest decode reduction (1, 2, 4, 8) that keeps at least the model's resolution.
 
     Every window is shrunk to the model's input anyway, so a JPEG decoded at 1/2 in the DCT (cheaper
-    than a full decode, and anti-aliased) loses nothing the model would have seen.
+    than a full decode, and anti-aliased) loses nothing the model would have seen; unless the model's
+    minimum filter must see the photo's own pixels first (a 1 px crack is already half faded at 1/2).
     """
+    if predictor.meta.min_filter_px > 1:
+        return 1
     scale = predictor.meta.image_size / settings.patch
     reduce = 1
     while reduce < 8 and 2 * reduce * scale <= 1:
@@ -142,6 +146,7 @@ def scan_image(
     """
     width, height = photo_size
     windows = scan_grid(width, height, settings)
+    rgb = keep_thin_dark(rgb, predictor.meta.min_filter_px)
     if mode == "dense" and dense_applies(photo_size, settings, predictor.meta.image_size):
         return WindowScores(windows, dense_probs(predictor, rgb, photo_size, windows, settings.patch), "dense")
     return WindowScores(windows, patch_probs(predictor, rgb, photo_size, windows, settings.batch), "patch")

@@ -14,6 +14,8 @@ from crackcli.errors import OptionError
 
 PAPER_EPOCHS = 150
 PAPER_MILESTONES = (65, 95, 125)
+# A minimum filter wider than this would merge neighbouring cracks and texture into dark blotches.
+MAX_MIN_FILTER_PX = 15
 
 
 @dataclass
@@ -34,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     milestones: tuple[int, ...] | None = None  # None: the paper's, scaled to `epochs`
     image_size: int = 224
+    min_filter_px: int | None = None  # None: that of the --weights checkpoint, else 1 (none)
     augment: str = "paper"
     synthetic_cracks: float = 0.0  # share of clean training patches given a painted hairline
     synthetic_stains: float = 0.0  # share of clean training patches given dark blots (staying clean)
@@ -56,6 +59,9 @@ class TrainConfig:
         for name, least in (("epochs", 1), ("batch", 2), ("image_size", 16)):
             if getattr(self, name) < least:
                 raise OptionError(name, f"must be at least {least}", getattr(self, name))
+        if self.min_filter_px is not None and not 1 <= self.min_filter_px <= MAX_MIN_FILTER_PX:
+            why = f"give a side from 1 (none) to {MAX_MIN_FILTER_PX} photo pixels, e.g. 3"
+            raise OptionError("min_filter", why, self.min_filter_px)
         if not 0 < self.lr < math.inf:
             raise OptionError("lr", "give a learning rate above 0, e.g. 0.01", self.lr)
         if self.workers is not None and self.workers < 0:

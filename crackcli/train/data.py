@@ -113,12 +113,13 @@ def make_loader(
     device: torch.device,
     synthetic_cracks: SyntheticCracks | None,
     train: bool,
+    min_filter_px: int = 1,
 ) -> tuple[EpochBatches, DataLoader]:
     """The batches of one rank and their loader: augmented and painted for ``train``, in order for validation."""
     per_rank = max(1, config.batch // ctx.world)
     augment = build_augment(config.augment) if train else None
     relabel = synthetic_cracks if train else None
-    dataset = PatchDataset(samples, config.image_size, augment, config.seed, relabel)
+    dataset = PatchDataset(samples, config.image_size, augment, config.seed, relabel, min_filter_px)
     batches = EpochBatches(
         len(dataset), per_rank, shuffle=train, seed=config.seed, rank=ctx.rank, world=ctx.world, even=train
     )

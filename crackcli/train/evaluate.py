@@ -59,7 +59,9 @@ def evaluate_folder(
     classes = predictor.meta.classes
     unreadable = [message for _, message in folder.unreadable]
     # Each sample is labelled with its own index, so the images that were read can be named afterwards.
-    dataset = PatchDataset([(path, index) for index, (path, _) in enumerate(folder.samples)], predictor.meta.image_size)
+    meta = predictor.meta
+    samples = [(path, index) for index, (path, _) in enumerate(folder.samples)]
+    dataset = PatchDataset(samples, meta.image_size, min_filter_px=meta.min_filter_px)
     workers = min(4, usable_cpus()) if workers is None else workers
     loader = DataLoader(
         dataset,

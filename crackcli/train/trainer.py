@@ -26,7 +26,7 @@ from crackcli.data.prepare import manifest_patch_size
 from crackcli.errors import CrackError, OptionError, UsageError
 from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
 from crackcli.model.calibration import TEMPERATURES, best_temperature, temperature_losses
-from crackcli.model.checkpoint import load_checkpoint
+from crackcli.model.checkpoint import load_checkpoint, weights_min_filter
 from crackcli.model.devices import cuda_unusable_note
 from crackcli.model.meta import ModelMeta, default_crack_class
 from crackcli.model.metrics import classification_report
@@ -79,8 +79,16 @@ class Trainer:
             raise OptionError("crack_class", f"not one of the classes {', '.join(self.classes)}", f"'{crack_class}'")
         # Patches cut by `crack prepare --size N` tell scanning to use N px windows, not the default 224.
         patch_size = manifest_patch_size(Path(config.data)) or ModelMeta.patch_size
+        min_filter = config.min_filter_px if config.min_filter_px is not None else weights_min_filter(config.weights)
         self.meta = ModelMeta(
-            config.backbone, self.classes, crack_class, config.image_size, IMAGENET_MEAN, IMAGENET_STD, patch_size
+            config.backbone,
+            self.classes,
+            crack_class,
+            config.image_size,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            patch_size,
+            min_filter_px=min_filter,
         )
         self.synthetic_cracks = synthetic_cracks_for(
             config.synthetic_cracks,
@@ -120,10 +128,10 @@ class Trainer:
             self.trained = DistributedDataParallel(self.model, device_ids=[self.device.index] if cuda else None)
 
         self.train_batches, self.train_loader = make_loader(
-            self.data.train, config, self.context, self.device, self.synthetic_cracks, train=True
+            self.data.train, config, self.context, self.device, self.synthetic_cracks, True, min_filter
         )
         self.val_batches, self.val_loader = make_loader(
-            self.data.val, config, self.context, self.device, None, train=False
+            self.data.val, config, self.context, self.device, None, False, min_filter
         )
         per_rank = max(1, config.batch // self.context.world)
         short = shared_memory_note(self.train_loader.num_workers, per_rank, config.image_size)

@@ -1,0 +1,108 @@
+"""The model's minimum filter (``ModelMeta.min_filter_px``): applied before every shrink to the model's
+input, by training, evaluation, export checks and scanning alike, and carried by the model files."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from helpers import write_photo
+from typer.testing import CliRunner
+
+from crackcli.cli import app
+from crackcli.data.preprocess import fit_patch, keep_thin_dark
+from crackcli.model.checkpoint import load_checkpoint
+from crackcli.model.export import export_checkpoint
+from crackcli.model.onnx_properties import read_model_file, read_properties
+from crackcli.model.predictors import load_predictor
+from crackcli.scan.windows import ScanSettings, decode_reduction, scan_image
+from crackcli.train.evaluate import evaluate_folder, index_eval_folder
+
+runner = CliRunner()
+
+
+def test_a_one_pixel_crack_keeps_its_darkness_through_the_shrink():
+    surface = np.full((224, 224, 3), 160, np.uint8)
+    surface[:, 111] = 60  # a crack 1 px wide, 100 levels darker
+    assert fit_patch(surface, 96).min() > 110  # averaged away to under half its contrast
+    kept = fit_patch(surface, 96, min_filter_px=3)
+    assert kept.min() <= 80  # over 80% of it kept
+    assert (kept.min(axis=(0, 2)) < 100).sum() <= 3  # still a thin line, not a dark band
+    assert (kept[:, :40] == 160).all()  # the surface away from it untouched
+    assert keep_thin_dark(surface, 1) is surface
+
+
+@pytest.fixture(scope="module")
+def filtered_model(crack_model, tmp_path_factory):
+    """The conftest model's weights, declared to want a 3 px minimum filter, and its export."""
+    checkpoint, plain_onnx, data = crack_model
+    root = tmp_path_factory.mktemp("filtered")
+    payload = load_checkpoint(checkpoint)
+    payload["meta"]["min_filter_px"] = 3
+    payload["format_version"] = 2
+    filtered_pt = root / "filtered.pt"
+    torch.save(payload, filtered_pt)
+    return filtered_pt, export_checkpoint(filtered_pt, root / "filtered.onnx").path, plain_onnx, data
+
+
+def test_the_exported_file_carries_the_filter_and_a_version_older_readers_refuse(filtered_model):
+    _, filtered, plain, _ = filtered_model
+    properties = read_properties(filtered, read_model_file(filtered))
+    assert properties["min_filter_px"] == "3"
+    assert properties["format_version"] == "2"  # a crack reading version 1 only says "upgrade crackcli"
+    assert read_properties(plain, read_model_file(plain))["format_version"] == "1"
+    assert load_predictor(filtered, "cpu").meta.min_filter_px == 3
+    result = runner.invoke(app, ["info", str(filtered), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["min_filter_px"] == 3
+
+
+def test_scanning_filters_the_photo_at_its_own_resolution(filtered_model, tmp_path):
+    _, filtered, plain, _ = filtered_model
+    filtered_model_, plain_model = load_predictor(filtered, "cpu"), load_predictor(plain, "cpu")
+    settings = ScanSettings.for_model(plain_model.meta)
+    assert decode_reduction(plain_model, settings) > 1  # 64 px input for 224 px windows
+    assert decode_reduction(filtered_model_, settings) == 1  # the filter needs the photo's own pixels
+    rgb = cv2.cvtColor(cv2.imread(str(write_photo(tmp_path / "p.png", 500, 400, seed=3))), cv2.COLOR_BGR2RGB)
+    size = (rgb.shape[1], rgb.shape[0])
+    scanned = scan_image(filtered_model_, rgb, size, settings, "patch").probs
+    by_hand = scan_image(plain_model, cv2.erode(rgb, np.ones((3, 3), np.uint8)), size, settings, "patch").probs
+    np.testing.assert_allclose(scanned, by_hand, atol=1e-6)
+    assert np.abs(scanned - scan_image(plain_model, rgb, size, settings, "patch").probs).max() > 1e-3
+
+
+def test_evaluation_filters_each_patch(filtered_model, tmp_path):
+    _, filtered, plain, data = filtered_model
+    eroded = tmp_path / "eroded"
+    for image in (data / "val").rglob("*.png"):
+        target = eroded / image.relative_to(data / "val")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), cv2.erode(cv2.imread(str(image)), np.ones((3, 3), np.uint8)))
+    filtered_model_, plain_model = load_predictor(filtered, "cpu"), load_predictor(plain, "cpu")
+    classes = plain_model.meta.classes
+    with_filter = evaluate_folder(filtered_model_, index_eval_folder(data / "val", classes), workers=0)
+    on_eroded = evaluate_folder(plain_model, index_eval_folder(eroded, classes), workers=0)
+    assert [p.name for p in with_filter.paths] == [p.name for p in on_eroded.paths]
+    np.testing.assert_allclose(with_filter.probs, on_eroded.probs, atol=1e-6)
+
+
+def test_train_records_the_filter_and_a_fine_tune_inherits_it(patch_data, tmp_path):
+    common = ["--backbone", "resnet18", "--image-size", "32", "--epochs", "1", "--batch", "16", "--workers", "0"]
+    common += ["--project", str(tmp_path / "runs"), "--quiet"]
+    result = runner.invoke(app, ["train", str(patch_data), "--weights", "none", "--min-filter", "3", *common])
+    assert result.exit_code == 0, result.output
+    first = next((tmp_path / "runs").glob("exp*/best.pt"))
+    assert load_checkpoint(first)["meta"]["min_filter_px"] == 3
+    assert load_checkpoint(first)["format_version"] == 2
+
+    result = runner.invoke(app, ["train", str(patch_data), "--weights", str(first), "--name", "tuned", *common])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(next((tmp_path / "runs").glob("tuned*/best.pt")))["meta"]["min_filter_px"] == 3
+
+
+def test_a_filter_of_no_size_is_refused_in_one_line(patch_data, tmp_path):
+    result = runner.invoke(app, ["train", str(patch_data), "--weights", "none", "--min-filter", "0"])
+    assert result.exit_code == 2
+    assert "min-filter" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists()
