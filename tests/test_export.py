@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from crackcli.cli import app
 from crackcli.errors import CrackError
 from crackcli.model.backbones import build_model
-from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, save_release
 from crackcli.model.export import ExportOptions, export_checkpoint
 from crackcli.model.meta import ModelMeta
 from crackcli.model.onnx_files import load_checked
@@ -50,6 +50,26 @@ def test_export_cli_refuses_to_overwrite_and_info_reads_the_file(crack_model, tm
     info = runner.invoke(app, ["info", str(target), "--json"])
     details = json.loads(info.stdout)
     assert details["classes"] == ["crack", "no_crack"] and details["image_size"] == 64 and details["dense"] is True
+
+
+def test_export_temperature_replaces_the_fitted_one_in_the_file_and_the_release(crack_model, tmp_path):
+    checkpoint, exported, _ = crack_model
+    fitted = load_checkpoint(checkpoint)["meta"]["temperature"]
+    assert fitted != 1.0  # crack train fitted one on its validation split
+    raw = tmp_path / "raw.onnx"
+    result = runner.invoke(app, ["export", str(checkpoint), "--out", str(raw), "--temperature", "1"])
+    assert result.exit_code == 0, result.output
+    fitted_model, raw_model = OnnxPredictor(exported, "cpu"), OnnxPredictor(raw, "cpu")
+    assert (fitted_model.meta.temperature, raw_model.meta.temperature) == (fitted, 1.0)
+    batch = patches(12)
+    logits = np.log(raw_model.predict(batch))
+    expected = np.exp(logits / fitted) / np.exp(logits / fitted).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(fitted_model.predict(batch), expected, atol=1e-4)
+    release = tmp_path / "release.pt"
+    save_release(checkpoint, release, temperature=1.0)
+    assert np.abs(TorchPredictor(release, "cpu").predict(batch) - raw_model.predict(batch)).max() <= 1e-4
+    refused = runner.invoke(app, ["export", str(checkpoint), "--out", str(tmp_path / "x.onnx"), "--temperature", "0"])
+    assert refused.exit_code == 2 and "--temperature" in refused.stderr and not (tmp_path / "x.onnx").exists()
 
 
 def test_int8_export_reports_the_accuracy_change_on_the_calibration_folder(crack_model, tmp_path):

@@ -49,6 +49,13 @@ def export(
             "agrees (benchmarks/scan_eval.py)."
         ),
     ] = "patch",
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="Divide the logits by this instead of the temperature crack train fitted on its validation "
+            "data (1: the network's own scores), e.g. for photos unlike that data."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the export report as one JSON object.")] = False,
 ) -> None:
@@ -59,7 +66,7 @@ def export(
         raise UsageError("choose one of --fp16 and --int8")
     precision = "fp16" if fp16 else "int8" if int8 else "fp32"
     target = out or checkpoint.with_suffix(".onnx" if precision == "fp32" else f".{precision}.onnx")
-    options = ExportOptions(precision, opset, calibrate, force, scan_mode)
+    options = ExportOptions(precision, opset, calibrate, force, scan_mode, temperature)
     report = export_checkpoint(checkpoint, target, options)
     if as_json:
         print(json.dumps({**report.__dict__, "path": str(report.path)}))

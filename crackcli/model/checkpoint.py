@@ -65,10 +65,14 @@ RELEASE_KEYS = (
 )
 
 
-def save_release(source: Path, target: Path) -> None:
-    """Write ``source`` without its training state: the file to ship or to fine-tune from."""
+def save_release(source: Path, target: Path, temperature: float | None = None) -> None:
+    """Write ``source`` without its training state: the file to ship or to fine-tune from; with
+    ``temperature``, that one instead of the fitted one (as `crack export --temperature`)."""
     payload = load_checkpoint(source)
-    _write(target, {k: payload[k] for k in RELEASE_KEYS if k in payload})
+    release = {k: payload[k] for k in RELEASE_KEYS if k in payload}
+    if temperature is not None:
+        release["meta"] = {**release["meta"], "temperature": temperature}
+    _write(target, release)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import tempfile
 import time
 import warnings
@@ -70,8 +71,13 @@ class ExportOptions:
     # What `crack scan --mode auto` uses with the file: dense only for models whose dense windows were
     # measured to agree with patch windows on real photos.
     scan_mode: str = "patch"
+    # Divides the logits instead of the temperature `crack train` fitted on its validation data (None:
+    # that one), for photos unlike that data, where the fitted one may make wrong scores sure.
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
+        if self.temperature is not None and not 0.0 < self.temperature < math.inf:
+            raise OptionError("temperature", "give a positive number (1: the network's own scores)", self.temperature)
         if self.precision not in PRECISIONS:
             raise OptionError("precision", f"unknown precision; choose one of {', '.join(PRECISIONS)}", self.precision)
         if self.precision == "int8" and self.calibrate is None:
@@ -272,6 +278,8 @@ def export_checkpoint(checkpoint: Path, out: Path, options: ExportOptions | None
     if out.exists() and not options.force:
         raise UsageError(f"{out}: exists; pass `force` to replace it or choose another `out`")
     payload = load_checkpoint(checkpoint)
+    if options.temperature is not None:
+        payload["meta"] = {**payload["meta"], "temperature": options.temperature}
     model, meta = model_from_checkpoint(payload)
     if scan_mode == "dense" and not model.supports_dense:
         raise OptionError("scan_mode", f"{meta.backbone} has no per-location form; use `scan_mode=patch`", "dense")
