@@ -98,7 +98,9 @@ def test_train_records_the_filter_and_a_fine_tune_inherits_it(patch_data, tmp_pa
 
     result = runner.invoke(app, ["train", str(patch_data), "--weights", str(first), "--name", "tuned", *common])
     assert result.exit_code == 0, result.output
-    assert load_checkpoint(next((tmp_path / "runs").glob("tuned*/best.pt")))["meta"]["min_filter_px"] == 3
+    tuned = load_checkpoint(next((tmp_path / "runs").glob("tuned*/best.pt")))
+    assert tuned["meta"]["min_filter_px"] == 3
+    assert tuned["config"]["min_filter_px"] == 3  # saved resolved: a --resume keeps it even if FILE.pt goes
 
 
 def test_a_filter_of_no_size_is_refused_in_one_line(patch_data, tmp_path):

@@ -95,11 +95,15 @@ def weights_min_filter(weights: str) -> int:
     """The minimum filter (``ModelMeta.min_filter_px``) of a crack checkpoint given as starting weights, so
     that a fine-tune sees photos as its starting model did; 1 for plain weights, ImageNet's or none."""
     path = Path(weights)
-    if weights in ("none", "imagenet") or path.suffix != ".pt" or not path.is_file():
+    if weights in ("none", "imagenet") or not path.is_file():
         return 1
     payload = load_plain(path, "a weights file")
-    meta = payload.get("meta") if isinstance(payload, dict) and payload.get("format") == FORMAT else None
-    return int(meta.get("min_filter_px", 1)) if isinstance(meta, dict) else 1
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        return 1
+    try:
+        return ModelMeta.from_dict(payload["meta"]).min_filter_px
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CrackError(f"{path}: damaged model description in the checkpoint ({exc}); train it again") from None
 
 
 def model_from_checkpoint(payload: dict[str, Any]) -> tuple[CrackNet, ModelMeta]:

@@ -63,6 +63,8 @@ class Trainer:
         resume_from: dict[str, Any] | None = None,
         folder: RunFolder | None = None,
     ) -> None:
+        if config.min_filter_px is None:  # resolved once and saved: a resume keeps it whatever becomes of --weights
+            config = replace(config, min_filter_px=weights_min_filter(config.weights))
         self.config = config
         self.context, self.device = distributed.start(config.device)
         self.events = events if (events is not None and self.context.is_main) else TrainEvents()
@@ -79,7 +81,8 @@ class Trainer:
             raise OptionError("crack_class", f"not one of the classes {', '.join(self.classes)}", f"'{crack_class}'")
         # Patches cut by `crack prepare --size N` tell scanning to use N px windows, not the default 224.
         patch_size = manifest_patch_size(Path(config.data)) or ModelMeta.patch_size
-        min_filter = config.min_filter_px if config.min_filter_px is not None else weights_min_filter(config.weights)
+        min_filter = config.min_filter_px
+        assert min_filter is not None  # resolved above
         self.meta = ModelMeta(
             config.backbone,
             self.classes,
