@@ -60,16 +60,16 @@ def test_the_exported_file_carries_the_filter_and_a_version_older_readers_refuse
 
 def test_scanning_filters_the_photo_at_its_own_resolution(filtered_model, tmp_path):
     _, filtered, plain, _ = filtered_model
-    filtered_model_, plain_model = load_predictor(filtered, "cpu"), load_predictor(plain, "cpu")
-    settings = ScanSettings.for_model(plain_model.meta)
-    assert decode_reduction(plain_model, settings) > 1  # 64 px input for 224 px windows
-    assert decode_reduction(filtered_model_, settings) == 1  # the filter needs the photo's own pixels
+    filtered_predictor, plain_predictor = load_predictor(filtered, "cpu"), load_predictor(plain, "cpu")
+    settings = ScanSettings.for_model(plain_predictor.meta)
+    assert decode_reduction(plain_predictor, settings) > 1  # 64 px input for 224 px windows
+    assert decode_reduction(filtered_predictor, settings) == 1  # the filter needs the photo's own pixels
     rgb = cv2.cvtColor(cv2.imread(str(write_photo(tmp_path / "p.png", 500, 400, seed=3))), cv2.COLOR_BGR2RGB)
     size = (rgb.shape[1], rgb.shape[0])
-    scanned = scan_image(filtered_model_, rgb, size, settings, "patch").probs
-    by_hand = scan_image(plain_model, cv2.erode(rgb, np.ones((3, 3), np.uint8)), size, settings, "patch").probs
+    scanned = scan_image(filtered_predictor, rgb, size, settings, "patch").probs
+    by_hand = scan_image(plain_predictor, cv2.erode(rgb, np.ones((3, 3), np.uint8)), size, settings, "patch").probs
     np.testing.assert_allclose(scanned, by_hand, atol=1e-6)
-    assert np.abs(scanned - scan_image(plain_model, rgb, size, settings, "patch").probs).max() > 1e-3
+    assert np.abs(scanned - scan_image(plain_predictor, rgb, size, settings, "patch").probs).max() > 1e-3
 
 
 def test_evaluation_filters_each_patch(filtered_model, tmp_path):
@@ -79,10 +79,10 @@ def test_evaluation_filters_each_patch(filtered_model, tmp_path):
         target = eroded / image.relative_to(data / "val")
         target.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(target), cv2.erode(cv2.imread(str(image)), np.ones((3, 3), np.uint8)))
-    filtered_model_, plain_model = load_predictor(filtered, "cpu"), load_predictor(plain, "cpu")
-    classes = plain_model.meta.classes
-    with_filter = evaluate_folder(filtered_model_, index_eval_folder(data / "val", classes), workers=0)
-    on_eroded = evaluate_folder(plain_model, index_eval_folder(eroded, classes), workers=0)
+    filtered_predictor, plain_predictor = load_predictor(filtered, "cpu"), load_predictor(plain, "cpu")
+    classes = plain_predictor.meta.classes
+    with_filter = evaluate_folder(filtered_predictor, index_eval_folder(data / "val", classes), workers=0)
+    on_eroded = evaluate_folder(plain_predictor, index_eval_folder(eroded, classes), workers=0)
     assert [p.name for p in with_filter.paths] == [p.name for p in on_eroded.paths]
     np.testing.assert_allclose(with_filter.probs, on_eroded.probs, atol=1e-6)
 

@@ -69,10 +69,14 @@ def save_release(source: Path, target: Path, temperature: float | None = None) -
     """Write ``source`` without its training state: the file to ship or to fine-tune from; with
     ``temperature``, that one instead of the fitted one (as `crack export --temperature`)."""
     payload = load_checkpoint(source)
-    release = {k: payload[k] for k in RELEASE_KEYS if k in payload}
-    if temperature is not None:
-        release["meta"] = {**release["meta"], "temperature": temperature}
-    _write(target, release)
+    _write(target, with_temperature({k: payload[k] for k in RELEASE_KEYS if k in payload}, temperature))
+
+
+def with_temperature(payload: dict[str, Any], temperature: float | None) -> dict[str, Any]:
+    """A loaded checkpoint whose model description names ``temperature`` instead of its own (None: as it is)."""
+    if temperature is None:
+        return payload
+    return {**payload, "meta": {**payload["meta"], "temperature": temperature}}
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

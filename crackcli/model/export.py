@@ -34,7 +34,7 @@ from crackcli.errors import CrackError, OptionError, UsageError
 from crackcli.io.atomic import atomic_write_bytes
 from crackcli.io.images import ImageReadError, read_rgb
 from crackcli.model.backbones import CrackNet
-from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint
+from crackcli.model.checkpoint import load_checkpoint, model_from_checkpoint, with_temperature
 from crackcli.model.onnx_files import set_properties
 from crackcli.model.onnx_properties import INPUT_NAME, LOGIT_MAP_OUTPUT, PROBS_OUTPUT, metadata_properties
 from crackcli.model.predictors import create_session, softmax
@@ -277,9 +277,7 @@ def export_checkpoint(checkpoint: Path, out: Path, options: ExportOptions | None
         raise OptionError("out", "the output must end in .onnx", out)
     if out.exists() and not options.force:
         raise UsageError(f"{out}: exists; pass `force` to replace it or choose another `out`")
-    payload = load_checkpoint(checkpoint)
-    if options.temperature is not None:
-        payload["meta"] = {**payload["meta"], "temperature": options.temperature}
+    payload = with_temperature(load_checkpoint(checkpoint), options.temperature)
     model, meta = model_from_checkpoint(payload)
     if scan_mode == "dense" and not model.supports_dense:
         raise OptionError("scan_mode", f"{meta.backbone} has no per-location form; use `scan_mode=patch`", "dense")
