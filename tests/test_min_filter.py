@@ -2,6 +2,7 @@
 input, by training, evaluation, export checks and scanning alike, and carried by the model files."""
 
 import json
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -12,10 +13,12 @@ from typer.testing import CliRunner
 
 from crackcli.cli import app
 from crackcli.data.preprocess import fit_patch, keep_thin_dark
+from crackcli.data.tiling import Window, crop
 from crackcli.model.checkpoint import load_checkpoint
 from crackcli.model.export import export_checkpoint
 from crackcli.model.onnx_properties import read_model_file, read_properties
 from crackcli.model.predictors import load_predictor
+from crackcli.scan import patches
 from crackcli.scan.windows import ScanSettings, decode_reduction, scan_image
 from crackcli.train.evaluate import evaluate_folder, index_eval_folder
 
@@ -58,7 +61,9 @@ def test_the_exported_file_carries_the_filter_and_a_version_older_readers_refuse
     assert json.loads(result.output)["min_filter_px"] == 3
 
 
-def test_scanning_filters_the_photo_at_its_own_resolution(filtered_model, tmp_path):
+@pytest.mark.parametrize("band_rows", [512, 20])  # the photo shrunk in one band, and in many
+def test_scanning_filters_the_photo_at_its_own_resolution(filtered_model, tmp_path, monkeypatch, band_rows):
+    monkeypatch.setattr(patches, "BAND_ROWS", band_rows)
     _, filtered, plain, _ = filtered_model
     filtered_predictor, plain_predictor = load_predictor(filtered, "cpu"), load_predictor(plain, "cpu")
     settings = ScanSettings.for_model(plain_predictor.meta)
@@ -70,6 +75,35 @@ def test_scanning_filters_the_photo_at_its_own_resolution(filtered_model, tmp_pa
     by_hand = scan_image(plain_predictor, cv2.erode(rgb, np.ones((3, 3), np.uint8)), size, settings, "patch").probs
     np.testing.assert_allclose(scanned, by_hand, atol=1e-6)
     assert np.abs(scanned - scan_image(plain_predictor, rgb, size, settings, "patch").probs).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "size", "side"),
+    [(601, 333, 96, 224), (450, 452, 64, 224), (123, 77, 5, 7), (90, 60, 11, 11)],
+)
+def test_the_photo_shrunk_in_bands_is_the_photo_filtered_and_shrunk_whole(height, width, size, side, monkeypatch):
+    """Bands start on rows that land on whole rows at the model's scale, and each is filtered with the
+    rows around it, so the bands together are the whole photo filtered and shrunk at once."""
+    monkeypatch.setattr(patches, "BAND_ROWS", 50)
+    rgb = np.random.default_rng(height).integers(0, 256, (height, width, 3), np.uint8)
+    relative = size / side
+    whole = keep_thin_dark(rgb, 3)
+    if relative < 1:
+        whole = cv2.resize(whole, None, fx=relative, fy=relative, interpolation=cv2.INTER_AREA)
+    with patches.ModelScale(rgb, relative, Fraction(size, side).denominator, 3) as scaled:
+        assert len(scaled.bands) > 1
+        scaled.ready(scaled.shape[0])
+        np.testing.assert_array_equal(scaled.planes.transpose(1, 2, 0), whole)
+
+
+@pytest.mark.parametrize("window", [Window(10, 20, 64), Window(0, 0, 64), Window(136, 96, 64), Window(150, 0, 90)])
+def test_a_window_filtered_alone_is_the_window_of_the_filtered_photo(window):
+    """The windows cut one by one see the photo's pixels around them as the filter over the whole photo
+    does; a window reaching out of the photo (the pad rule) is filled by reflection of filtered pixels."""
+    rgb = np.random.default_rng(1).integers(0, 256, (160, 200, 3), np.uint8)
+    expected = crop(keep_thin_dark(rgb, 3), window)
+    np.testing.assert_array_equal(patches.filtered_crop(rgb, window, 3), expected)
+    np.testing.assert_array_equal(patches.filtered_crop(rgb, window, 1), crop(rgb, window))
 
 
 def test_evaluation_filters_each_patch(filtered_model, tmp_path):

@@ -6,59 +6,114 @@ So the photo is shrunk once to the model's scale (area averaging at exactly that
 it as a view: the same pixels as shrinking the window alone, gathered straight into the model's
 (N, 3, S, S) layout.  The few that do not fall on the grid (a shifted last row or column) are resized
 one by one, as before.  Enlarging is always per window: a whole photo enlarged would not fit in memory.
+
+A photo at its own resolution is shrunk in bands of rows on a worker thread (after the model's minimum
+filter, band by band too), so the windows of the first bands are classified while later bands are
+still being made, and no filtered copy of the whole photo is ever held.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from fractions import Fraction
+from types import TracebackType
 
 import cv2
 import numpy as np
 
-from crackcli.data.preprocess import fit_patch
+from crackcli.data.preprocess import fit_patch, keep_thin_dark
 from crackcli.data.tiling import Window, crop
 from crackcli.model.predictors import Predictor
+
+BAND_ROWS = 512  # photo rows shrunk at a time: about 10 bands for a 6000-row photo
 
 
 def patch_probs(
     predictor: Predictor, rgb: np.ndarray, photo_size: tuple[int, int], windows: list[Window], batch: int
 ) -> np.ndarray:
     """Class probabilities (len(windows), C) of ``windows`` (photo pixels, one size) of a photo of
-    ``photo_size`` whose pixels are ``rgb`` (the photo, or a reduced decode of it)."""
-    size = predictor.meta.image_size
+    ``photo_size`` whose pixels are ``rgb`` (the photo, or a reduced decode of it), after the model's
+    minimum filter."""
+    size, min_filter_px = predictor.meta.image_size, predictor.meta.min_filter_px
     probs = np.empty((len(windows), len(predictor.meta.classes)), np.float32)
     if not windows:
         return probs
     side = windows[0].size
-    pixels, factor = model_scale(rgb, photo_size, size / side)
-    origins = np.array([(w.x, w.y) for w in windows], np.float64)
-    at = np.rint(origins * factor).astype(np.intp)
-    gathered = (
-        (np.abs(origins * factor - at) < 1e-6).all(axis=1)
-        & (abs(side * factor - size) < 1e-6)
-        & (origins >= 0).all(axis=1)
-        & (at[:, 0] + size <= pixels.shape[1])
-        & (at[:, 1] + size <= pixels.shape[0])
-    )
-    if gathered.any():
-        probs[gathered] = _classify(predictor, _gathered(pixels, at[gathered], size, batch))
+    factor = rgb.shape[1] / photo_size[0]  # below 1 for a reduced decode
+    relative = size / side / factor
+    gathered = np.zeros(len(windows), bool)
+    if relative <= 1 and min(rgb.shape[:2]) * relative >= 1:  # not enlarging, and not to a vanishing sliver
+        # Bands must start on photo rows that land on whole rows at this scale, so each is shrunk
+        # exactly as its rows of the whole photo would be: multiples of the scale's denominator.
+        step = 1 if relative == 1 else Fraction(size, side).denominator if factor == 1 else rgb.shape[0]
+        with ModelScale(rgb, relative, step, min_filter_px) as scaled:
+            scale = size / side  # pixels of the model-scale image per photo pixel
+            origins = np.array([(w.x, w.y) for w in windows], np.float64)
+            at = np.rint(origins * scale).astype(np.intp)
+            height, width = scaled.shape
+            gathered = (
+                (np.abs(origins * scale - at) < 1e-6).all(axis=1)
+                & (origins >= 0).all(axis=1)
+                & (at[:, 0] + size <= width)
+                & (at[:, 1] + size <= height)
+            )
+            if gathered.any():
+                probs[gathered] = _classify(predictor, _gathered(scaled, at[gathered], size, batch))
     rest = np.flatnonzero(~gathered)
     if len(rest):
-        scaled = scaled_windows([windows[i] for i in rest], rgb.shape[1] / photo_size[0], rgb.shape, photo_size)
-        probs[rest] = _classify(predictor, _resized(rgb, scaled, size, batch))
+        cut = scaled_windows([windows[i] for i in rest], factor, rgb.shape, photo_size)
+        probs[rest] = _classify(predictor, _resized(rgb, cut, size, batch, min_filter_px))
     return probs
 
 
-def model_scale(rgb: np.ndarray, photo_size: tuple[int, int], scale: float) -> tuple[np.ndarray, float]:
-    """The photo at ``scale`` pixels per photo pixel where that shrinks ``rgb`` (else ``rgb`` itself), and
-    the pixels per photo pixel of what is returned."""
-    factor = rgb.shape[1] / photo_size[0]  # below 1 for a reduced decode
-    relative = scale / factor
-    if relative >= 1 or min(rgb.shape[:2]) * relative < 1:  # enlarging, or a sliver that would vanish
-        return rgb, factor
-    # fx/fy rather than a size: the mapping is then exactly ``relative``, so window origins on whole
-    # pixels at that scale cover the same source pixels as the windows shrunk alone.
-    return cv2.resize(rgb, None, fx=relative, fy=relative, interpolation=cv2.INTER_AREA), scale
+class ModelScale:
+    """``rgb`` after a minimum filter, shrunk by ``relative`` (area averaging; 1: as it is), as colour
+    planes (3, H', W') filled on a worker thread, ``step``-multiple bands of about ``BAND_ROWS`` rows at
+    a time; ``ready(rows)`` waits for the first ``rows`` rows of the planes."""
+
+    def __init__(self, rgb: np.ndarray, relative: float, step: int, min_filter_px: int) -> None:
+        self._rgb, self._relative, self._min_filter_px = rgb, relative, min_filter_px
+        height, width = rgb.shape[:2]
+        self.shape = (_scaled_length(height, relative), _scaled_length(width, relative))
+        self.planes = np.empty((3, *self.shape), np.uint8)
+        band = step * max(1, round(BAND_ROWS / step))
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-scale")
+        self.bands: list[tuple[int, Future]] = []  # (scaled rows made once the band is, its job), in order
+        for start in range(0, height, band):
+            stop = min(height, start + band)
+            self.bands.append((_scaled_length(stop, relative), self._pool.submit(self._make, start, stop)))
+
+    def _make(self, start: int, stop: int) -> None:
+        """Rows ``start:stop`` of the photo, filtered (with the rows around them the filter reaches) and
+        shrunk into their rows of the planes."""
+        halo = self._min_filter_px // 2
+        first, last = max(0, start - halo), min(self._rgb.shape[0], stop + halo)
+        band = keep_thin_dark(self._rgb[first:last], self._min_filter_px)[start - first : stop - first]
+        if self._relative < 1:
+            band = cv2.resize(band, None, fx=self._relative, fy=self._relative, interpolation=cv2.INTER_AREA)
+        row = _scaled_length(start, self._relative)
+        rows = min(band.shape[0], self.shape[0] - row)  # the last band's rounding, as the whole photo's
+        self.planes[:, row : row + rows] = band[:rows].transpose(2, 0, 1)
+
+    def ready(self, rows: int) -> None:
+        for end, job in self.bands:
+            job.result()
+            if end >= rows:
+                return
+
+    def __enter__(self) -> ModelScale:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _scaled_length(length: int, relative: float) -> int:
+    """Pixels along an axis of ``length`` after OpenCV's resize by ``relative`` (it rounds to nearest)."""
+    return length if relative == 1 else int(np.rint(length * relative))
 
 
 def scaled_windows(
@@ -80,31 +135,46 @@ def scaled_windows(
     return scaled
 
 
-def _gathered(pixels: np.ndarray, at: np.ndarray, size: int, batch: int) -> Iterator[np.ndarray]:
-    """Contiguous (n, 3, size, size) batches of the windows at ``at`` (x, y) of ``pixels``.
+def _gathered(scaled: ModelScale, at: np.ndarray, size: int, batch: int) -> Iterator[np.ndarray]:
+    """Contiguous (n, 3, size, size) batches of the windows at ``at`` (x, y, row by row) of ``scaled``,
+    each as soon as its rows are made.
 
-    Gathered plane by plane from the photo split into colour planes once, so every batch is written in
-    the layout ONNX Runtime reads in one copy (gathering from interleaved RGB and then making it
-    contiguous took four times as long).
+    Gathered plane by plane (every batch is then written in the layout ONNX Runtime reads in one copy;
+    gathering from interleaved RGB and then making it contiguous took four times as long).
     """
-    planes = [np.ascontiguousarray(pixels[:, :, c]) for c in range(3)]
-    views = [np.lib.stride_tricks.sliding_window_view(plane, (size, size)) for plane in planes]  # (H', W', S, S)
+    views = [np.lib.stride_tricks.sliding_window_view(plane, (size, size)) for plane in scaled.planes]
     for start in range(0, len(at), batch):
         chunk = at[start : start + batch]
+        scaled.ready(int(chunk[:, 1].max()) + size)
         out = np.empty((len(chunk), 3, size, size), np.uint8)
         for c, view in enumerate(views):
             out[:, c] = view[chunk[:, 1], chunk[:, 0]]
         yield out
 
 
-def _resized(rgb: np.ndarray, windows: list[Window], size: int, batch: int) -> Iterator[np.ndarray]:
-    """(n, 3, size, size) batches of ``windows`` cut from ``rgb`` and resized one by one."""
+def _resized(rgb: np.ndarray, windows: list[Window], size: int, batch: int, min_filter_px: int) -> Iterator[np.ndarray]:
+    """(n, 3, size, size) batches of ``windows`` cut from ``rgb`` after the minimum filter and resized
+    one by one."""
     buffer = np.empty((min(batch, len(windows)), size, size, 3), np.uint8)
     for start in range(0, len(windows), batch):
         chunk = windows[start : start + batch]
         for i, window in enumerate(chunk):
-            buffer[i] = fit_patch(crop(rgb, window), size)
+            buffer[i] = fit_patch(filtered_crop(rgb, window, min_filter_px), size)
         yield buffer[: len(chunk)].transpose(0, 3, 1, 2)
+
+
+def filtered_crop(rgb: np.ndarray, window: Window, min_filter_px: int) -> np.ndarray:
+    """``crop(keep_thin_dark(rgb), window)`` without filtering the whole photo: the window's part inside
+    the photo is filtered with the pixels around it that the filter reaches."""
+    if min_filter_px <= 1:
+        return crop(rgb, window)
+    height, width = rgb.shape[:2]
+    halo = min_filter_px // 2
+    x0, y0, x1, y1 = window.box
+    left, top = max(0, max(x0, 0) - halo), max(0, max(y0, 0) - halo)
+    right, bottom = min(width, min(x1, width) + halo), min(height, min(y1, height) + halo)
+    region = keep_thin_dark(rgb[top:bottom, left:right], min_filter_px)
+    return crop(region, Window(x0 - left, y0 - top, window.size))
 
 
 def _classify(predictor: Predictor, batches: Iterator[np.ndarray]) -> np.ndarray:

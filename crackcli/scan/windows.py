@@ -142,12 +142,12 @@ def scan_image(
     """Score every window of a photo of ``photo_size`` (width, height) whose pixels are ``rgb``.
 
     ``rgb`` may be a reduced decode of the photo (see ``decode_reduction``); window coordinates are
-    always in photo pixels.
+    always in photo pixels.  Both modes apply the model's minimum filter (patch mode band by band).
     """
     width, height = photo_size
     windows = scan_grid(width, height, settings)
-    rgb = keep_thin_dark(rgb, predictor.meta.min_filter_px)
     if mode == "dense" and dense_applies(photo_size, settings, predictor.meta.image_size):
+        rgb = keep_thin_dark(rgb, predictor.meta.min_filter_px)
         return WindowScores(windows, dense_probs(predictor, rgb, photo_size, windows, settings.patch), "dense")
     return WindowScores(windows, patch_probs(predictor, rgb, photo_size, windows, settings.batch), "patch")
 
