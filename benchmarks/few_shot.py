@@ -90,6 +90,15 @@ def fine_tune(model: Path, learn_root: Path, loss: str, seed: int, epochs: int, 
     return work / "runs" / loss / "best.pt"
 
 
+def run_line(row: dict, losses: list[str]) -> str:
+    """One split's window F and joint-only windows called crack (none where its test photos hold none)."""
+    parts = []
+    for key in ["none", *losses]:
+        joints = row[key]["joints_called_crack"]
+        parts.append(f"{key} F {row[key]['f1']:.3f}" + (f" joints {joints:.2f}" if joints is not None else ""))
+    return ", ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="a crack checkpoint (.pt) to fine-tune")
@@ -117,11 +126,7 @@ def main() -> None:
                         fine_tune(args.model, learn_root, loss, seed, args.epochs, work), test_root
                     )
                 results.append(row)
-                print(
-                    f"N={row['n']} seed {seed} ({len(test)} test photos): "
-                    + ", ".join(f"{k} F {row[k]['f1']:.3f}" for k in ["none", *losses]),
-                    flush=True,
-                )
+                print(f"N={row['n']} seed {seed} ({len(test)} test photos): " + run_line(row, losses), flush=True)
     print(f"\nwindow F on the other photos (224 px windows every 224 px), mean ± sd over seeds {args.seeds}")
     print(f"{'N':>3} " + " ".join(f"{k:>15}" for k in ["none", *losses]) + "   joint-only windows called crack")
     for size in sorted({r["n"] for r in results}):
