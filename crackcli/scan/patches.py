@@ -91,6 +91,8 @@ class ModelScale:
         first, last = max(0, start - halo), min(self._rgb.shape[0], stop + halo)
         band = keep_thin_dark(self._rgb[first:last], self._min_filter_px)[start - first : stop - first]
         if self._relative < 1:
+            # fx/fy rather than a size: the mapping is then exactly ``relative``, so window origins on whole
+            # pixels at that scale cover the same source pixels as the windows shrunk alone.
             band = cv2.resize(band, None, fx=self._relative, fy=self._relative, interpolation=cv2.INTER_AREA)
         row = _scaled_length(start, self._relative)
         rows = min(band.shape[0], self.shape[0] - row)  # the last band's rounding, as the whole photo's
