@@ -40,6 +40,19 @@ def test_grey_pixels_are_oriented_and_scaled_as_the_colour_ones(tmp_path):
     assert np.abs(cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY).astype(int) - grey).max() <= 3
 
 
+@pytest.mark.parametrize("reduce", [1, 2, 4, 8])
+def test_jpeg_pixels_come_in_rgb_order_full_and_reduced(tmp_path, reduce):
+    """JPEGs are decoded straight to RGB (no conversion pass): red must stay red, as Pillow reads it."""
+    data = np.zeros((64, 96, 3), np.uint8)
+    data[:, :32, 0], data[:, 32:64, 1], data[:, 64:, 2] = 220, 180, 140  # red, green, blue bands
+    Image.fromarray(data).save(tmp_path / "bands.jpg", quality=95)
+    expected = np.asarray(Image.open(tmp_path / "bands.jpg").convert("RGB").reduce(reduce), np.int16)
+    decoded = read_rgb(tmp_path / "bands.jpg", reduce=reduce).astype(np.int16)
+    assert decoded.shape == expected.shape
+    assert np.abs(decoded - expected).mean() < 4  # the two decoders differ by rounding only
+    assert decoded[:, 0].argmax(axis=1).tolist() == [0] * len(decoded)  # the left band is red
+
+
 @pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "I;16"])
 def test_modes_become_rgb_uint8(tmp_path, mode):
     base = Image.fromarray(pixels())

@@ -87,7 +87,14 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 # JPEG decoders can scale by 1/2, 1/4 or 1/8 inside the DCT: several times faster than decoding in full.
-_REDUCED_JPEG = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+# They also write RGB themselves, sparing a conversion pass over the photo (0.1 s at 42 MP); the
+# REDUCED_GRAYSCALE constants are the scale bits alone, the colour order comes from IMREAD_COLOR_RGB.
+_JPEG_RGB = {
+    1: cv2.IMREAD_COLOR_RGB,
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_COLOR_RGB,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4 | cv2.IMREAD_COLOR_RGB,
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_COLOR_RGB,
+}
 
 
 @dataclass(frozen=True)
@@ -115,15 +122,14 @@ def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1) 
     ``reduce`` (1, 2, 4 or 8) shrinks each side by that factor (rounding up); JPEGs are decoded at that
     size directly, other formats are decoded in full and area-averaged.
     """
-    if reduce not in (1, *_REDUCED_JPEG):
+    if reduce not in _JPEG_RGB:
         raise ValueError(f"reduce must be 1, 2, 4 or 8, not {reduce}")
     if path.suffix.lower() in HEIF_SUFFIXES:
         return _shrink(_read_heif(path, max_pixels), reduce)
-    jpeg = path.suffix.lower() in (".jpg", ".jpeg")
-    flags = _REDUCED_JPEG[reduce] if reduce > 1 and jpeg else cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
-    image = _decode(path, max_pixels, flags)
-    if not jpeg:
-        image = _shrink(image, reduce)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        return _decode(path, max_pixels, _JPEG_RGB[reduce])
+    # Other formats in BGR and converted: OpenCV 5.0 decodes 16-bit TIFFs wrongly when asked for RGB.
+    image = _shrink(_decode(path, max_pixels, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH), reduce)
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:

@@ -241,6 +241,10 @@ def create_session(model: bytes, device: str = "auto", threads: int | None = Non
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or usable_cpus()
     options.inter_op_num_threads = 1
+    # Idle ONNX Runtime threads block instead of spinning: between batches they would burn the cores that
+    # shrink the next rows, render the last photo and decode the next (2 cores, a folder: 0.93x the wall
+    # time, 0.86x the CPU; one photo: the same wall time, 0.92x the CPU).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # Provider load failures become our one-line warning, not a log dump: the session's logger and the
     # default one (which reports provider libraries that fail to load, on stdout or stderr) are both silenced.
     ort.set_default_logger_severity(4)
