@@ -5,7 +5,7 @@ Runtime on the same number of windows with the same model and threads: the unavo
 run as the command a user would type, alternately (floor, scan, floor, scan …) after a warm-up of
 each, so a drifting machine affects both alike; the figures are medians, the ratio is the median of
 the per-pair ratios.  Then, in process, the CPU side of the scan alone: the same job with a predictor
-that costs nothing, which is what a GPU would leave.
+that costs nothing, which is what a GPU would leave, with one and more photos per stage (``--workers``).
 
     python benchmarks/scan_vs_floor.py [--model models/crack-default.onnx]
         [--photo sample_images/images/synth_0100.jpg] [--folder 12] [--runs 5] [--device cuda --batch 256]
@@ -38,6 +38,7 @@ class FreePredictor:
 
     def __init__(self, real: OnnxPredictor) -> None:
         self.meta, self.source, self.dense, self.scan_mode = real.meta, real.source, False, "patch"
+        self.on_gpu = True  # what a GPU would leave: the CPU side
         self.fallback = None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="for both the floor and the scan")
     parser.add_argument("--batch", type=int, default=64, help="windows per inference call, both")
+    parser.add_argument("--workers", default="1,2", help="photos per stage of the CPU-side runs, comma-separated")
     args = parser.parse_args()
 
     predictor = OnnxPredictor(args.model, "cpu")
@@ -122,12 +124,17 @@ def main() -> None:
                 f"({scan_s / per:.2f} s/photo, {per / scan_s:.1f} photos/s) = {ratio:.2f}× floor"
             )
 
-        job = ScanJob(FreePredictor(predictor), ScanOptions(force=True), Path(tmp) / "free")  # type: ignore[arg-type]
-        job.run([(Path(photos[0]), "warm-up")])
-        start = time.perf_counter()
-        job.run([(Path(p), Path(p).stem) for p in photos])
-        per_photo = (time.perf_counter() - start) / len(photos)
-        print(f"CPU side with a predictor that costs nothing: {per_photo:.2f} s/photo over the folder (pipelined)")
+        for workers in (int(w) for w in args.workers.split(",")):
+            options = ScanOptions(force=True, workers=workers)
+            job = ScanJob(FreePredictor(predictor), options, Path(tmp) / "free")  # type: ignore[arg-type]
+            job.run([(Path(photos[0]), "warm-up")])
+            start = time.perf_counter()
+            job.run([(Path(p), Path(p).stem) for p in photos])
+            per_photo = (time.perf_counter() - start) / len(photos)
+            print(
+                f"CPU side with a predictor that costs nothing, {workers} photo(s) per stage: "
+                f"{per_photo:.2f} s/photo over the folder (pipelined)"
+            )
 
 
 if __name__ == "__main__":

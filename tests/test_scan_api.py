@@ -86,6 +86,31 @@ def test_plan_and_run_a_folder_like_crack_scan(crack_model, folder, tmp_path):
     assert (again.scanned, again.kept, again.failed) == (0, 2, 1)
 
 
+def test_photos_in_flight_together_give_the_same_outputs_in_the_same_order(crack_model, tmp_path, monkeypatch):
+    """Several photos per stage (as on a GPU): each decoded and shrunk ahead in bands of its own, scored,
+    written and reported exactly as one at a time would, a broken one in the middle included."""
+    from crackcli.scan import patches
+
+    _, model, _ = crack_model
+    photos = tmp_path / "photos"
+    for index in range(5):
+        rows = (40 + 30 * index,) if index % 2 else ()
+        write_image(photos / f"p{index}.jpg", texture_photo(300, 230, seed=index, crack_rows=rows), jpeg_quality=95)
+    (photos / "p2b.jpg").write_bytes(b"\xff\xd8 truncated")
+    monkeypatch.setattr(patches, "BAND_ROWS", 30)  # several bands a photo, made by several threads
+    outcomes = []
+    for workers in (1, 3):
+        events = Recorder()
+        out = tmp_path / f"w{workers}"
+        result = scan_photos([str(photos)], ScanOptions(model=model, out=out, patch=96, workers=workers), events)
+        reports = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("p*.json"))}
+        probs = {stem: [w["probs"] for w in report["windows"]] for stem, report in reports.items()}
+        outcomes.append(((result.scanned, result.failed), [e for e in events.seen if e[0] != "failed"], probs))
+        assert (out / "p3_overlay.jpg").is_file() and (out / "summary.csv").is_file()
+    assert outcomes[0][0] == (5, 1)
+    assert outcomes[1] == outcomes[0]
+
+
 def test_inputs_that_name_no_photo_are_counted_and_reported(crack_model, folder, tmp_path):
     _, model, _ = crack_model
     events = Recorder()
@@ -128,6 +153,7 @@ def test_the_model_is_the_option_else_the_environment_else_the_shipped_one(crack
         ({"mode": "fast"}, "mode", "--mode 'fast'"),
         ({"shard": (2, 2)}, "shard", "--shard 2/2"),
         ({"overlay_max_side": -1}, "overlay_max_side", "--overlay-size -1"),
+        ({"workers": 0}, "workers", "--workers 0"),
     ],
 )
 def test_options_check_themselves_and_name_the_field(options, field, shown):

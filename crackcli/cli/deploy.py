@@ -113,6 +113,10 @@ def scan(
     ] = "auto",
     batch: Annotated[int, typer.Option(help="Windows per inference call in patch mode.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Photos decoded, shrunk and written at once (default: 1 on the CPU, by cores on a GPU)."),
+    ] = None,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write an overlay picture per photo.")] = True,
     overlay_size: Annotated[
         int, typer.Option(help="Longer side of overlays in pixels; 0 keeps the photo's size.")
@@ -186,6 +190,7 @@ def scan(
         threshold=threshold,
         mode=mode,
         batch=batch,
+        workers=workers,
         overlay=overlay,
         overlay_max_side=overlay_size,
         crack_class=crack_class,

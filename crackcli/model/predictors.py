@@ -52,6 +52,11 @@ class Predictor(Protocol):
         """One line: the file, the runtime and the device it runs on."""
         ...
 
+    @property
+    def on_gpu(self) -> bool:
+        """Inference runs on a GPU (once ``ready``), leaving the CPU cores to the rest of a scan."""
+        ...
+
     def ready(self) -> None:
         """Wait until the model can run (ONNX Runtime starts in the background); CrackError if it cannot."""
         ...
@@ -97,6 +102,10 @@ class TorchPredictor:
 
     def describe(self) -> str:
         return f"{self.source} (PyTorch checkpoint, {self.meta.backbone}, on {self.device})"
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type == "cuda"
 
     def ready(self) -> None:
         """A checkpoint's model is ready once loaded."""
@@ -180,6 +189,10 @@ class OnnxPredictor:
             image = np.pad(image, ((0, 0), (0, 0), (0, padded_h - height), (0, padded_w - width)), mode="edge")
         logits = self.session.run([LOGIT_MAP_OUTPUT], {INPUT_NAME: np.ascontiguousarray(image)})[0]
         return finite_scores(self.source, logits[:, :, : -(-height // LOGIT_STRIDE), : -(-width // LOGIT_STRIDE)])
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.providers[0] == "CUDAExecutionProvider"
 
     def _pads(self) -> bool:
         if self.pad_batches is None:

@@ -6,6 +6,10 @@ name keeping the subfolders the photo had under an input folder.  For the job: `
 (``summary-<I>-of-<N>.csv`` for a shard), ``index.html`` (the job page) and ``findings.geojson`` (photos
 on a map), rewritten as photos finish and whole at the end.  Every file is written atomically.
 
+Photos overlap in stages: while one is classified, the next ones are decoded and shrunk to the model's
+scale and the last ones rendered and written; ``options.workers`` photos at a time in each stage (on a
+GPU several, so the CPU keeps up with it; on the CPU one, as ONNX Runtime's threads use every core).
+
 A photo whose report is already there is not scanned again (so a stopped job re-run finishes the rest)
 when that report is still true: made from the same file (path, size, modification time) by the same
 model file (SHA-256), settings and crackcli version.  Anything else is scanned again, and the job says
@@ -32,6 +36,7 @@ from crackcli.errors import CrackError, UsageError
 from crackcli.io.atomic import OutputError, atomic_write_bytes, make_folder
 from crackcli.io.exif import PhotoFacts
 from crackcli.io.images import ImageReadError, read_gray, read_header, read_rgb, write_image
+from crackcli.io.system import usable_cpus
 from crackcli.measure.centerlines import load_thinning
 from crackcli.measure.measurements import measure
 from crackcli.model.predictors import Predictor
@@ -50,6 +55,7 @@ from crackcli.scan.overlay import (
     viewing_pixels,
     viewing_size,
 )
+from crackcli.scan.patches import ModelScale
 from crackcli.scan.traces import Extractor, PhotoTraces, open_extractor, trace_photo
 from crackcli.scan.windows import (
     ScanSettings,
@@ -57,6 +63,7 @@ from crackcli.scan.windows import (
     choose_mode,
     decode_reduction,
     dense_applies,
+    prepare_patches,
     scan_image,
 )
 
@@ -65,6 +72,14 @@ from crackcli.scan.windows import (
 REPORT_FORMAT = 2
 PAGE_INTERVAL_S = 10.0  # the job's table, page and map are rewritten at most this often while it runs
 PAGE_SHARE_INVERSE = 20  # ... and never more than 1/20 of the time goes into rewriting them
+MAX_AUTO_WORKERS = 4  # photos per stage chosen on a GPU machine: each holds a decoded photo in memory
+
+
+def auto_workers(predictor: Predictor) -> int:
+    """Photos per stage when not asked: on a GPU about one per three cores (a photo in flight keeps a
+    decoding, a shrinking and a writing thread busy), at most MAX_AUTO_WORKERS; on the CPU one, since
+    inference already runs on every core and more photos at once would only take turns."""
+    return min(MAX_AUTO_WORKERS, max(1, usable_cpus() // 3)) if predictor.on_gpu else 1
 
 
 @dataclass
@@ -83,6 +98,8 @@ class _Decoded:
     seconds: float
     provenance: dict[str, Any]  # taken before reading: a photo changed meanwhile is redone next time
     facts: PhotoFacts  # EXIF time, camera, position
+    prepared: ModelScale | None = None  # the photo being shrunk to the model's scale (``ScanJob._prepare``)
+    preparing: bool = False  # ``prepared`` was asked for (it stays None where it does not apply)
 
 
 class ScanJob:
@@ -108,6 +125,7 @@ class ScanJob:
         self._first: tuple[Path, Future] | None = None  # see decode_first
         self._first_report: dict[str, Any] | None = None  # the job page's model and settings
         self._page_due = 0.0  # monotonic time of the next rewrite of the job's table and page
+        self._shrinker: ThreadPoolExecutor | None = None  # during ``run``: where photos are shrunk
 
     def decode_first(self, photos: list[tuple[Path, str]], reports_possible: bool = True) -> None:
         """Start decoding the first photo of ``photos`` now, while the model's runtime may still be starting
@@ -198,8 +216,9 @@ class ScanJob:
         """Scan (path, output stem) pairs in order; a failing photo is reported and skipped.  Inputs that
         named no photo (``input_failures``: (input, message)) are reported and listed first.
 
-        Three stages overlap: the next photo is decoded, this one scored, the previous one rendered and
-        written (on a writer thread). Each photo's outputs are whole before it is reported, in input order.
+        Three stages overlap: the next photos are decoded and shrunk, this one scored, the previous ones
+        rendered and written (on writer threads), ``workers`` photos at a time in each.  Each photo's
+        outputs are whole before it is reported, in input order.
         """
         events = events or ScanEvents()
         events.started(len(photos))
@@ -207,17 +226,19 @@ class ScanJob:
         for source, message in input_failures:
             self._failed(source, message, result, events)
         make_folder(self.out)
-        pending: list[tuple[Path, Future]] = []  # started, not yet recorded: at most the one in hand and the next
+        workers = self.options.workers or auto_workers(self.predictor)
+        pending: list[tuple[Path, Future]] = []  # started, not yet recorded: those being written and this one
+        self._shrinker = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model-scale")
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as writer:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render") as writer:
                 writer.submit(load_template)  # one-time costs, paid while the first photo is scored
                 if self.options.overlay:
                     writer.submit(load_legend_font)
                 if self.options.trace:
                     writer.submit(load_thinning)
-                for path, stem, decoded in self._decoded_ahead(photos, events):
+                for path, stem, decoded in self._decoded_ahead(photos, events, workers):
                     pending.append((path, self._start(path, stem, decoded, writer)))
-                    if len(pending) > 1:
+                    if len(pending) > workers:
                         self._record(*pending.pop(0), result, events)
                 while pending:
                     self._record(*pending.pop(0), result, events)
@@ -228,6 +249,8 @@ class ScanJob:
                     self._record(path, outcome, result, events)
             raise
         finally:  # stopped by Ctrl-C or SIGTERM too: the summary lists what was done
+            self._shrinker.shutdown(cancel_futures=True)  # photos decoded ahead and never scored
+            self._shrinker = None
             self._write_job_files(result.rows)
         return result
 
@@ -290,17 +313,17 @@ class ScanJob:
         events.photo_failed(image, message)
 
     def _decoded_ahead(
-        self, photos: list[tuple[Path, str]], events: ScanEvents
+        self, photos: list[tuple[Path, str]], events: ScanEvents, workers: int
     ) -> Iterator[tuple[Path, str, _Decoded | CrackError | dict[str, Any]]]:
-        """Yield photos with their pixels (or their earlier report, kept), decoding the next one while this
-        one is scanned.
+        """Yield photos with their pixels (or their earlier report, kept), decoding (and starting to shrink)
+        the next ``workers`` while this one is scanned.
 
-        With the one being written, at most three photos are in memory at once, whatever the length of
-        the list.
+        With those being written, at most 2·workers + 1 photos are in memory at once, whatever the length
+        of the list.
         """
         kept = self._kept_reports(photos, events)
         todo = [report is None for report in kept]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
             futures: dict[int, Future] = {}
 
             def submit(index: int) -> None:
@@ -309,13 +332,12 @@ class ScanJob:
                     if early and early[0] == photos[index][0]:
                         futures[index] = early[1]
                     else:
-                        futures[index] = pool.submit(self._decode, photos[index][0])
+                        futures[index] = pool.submit(lambda path: self._prepare(self._decode(path)), photos[index][0])
 
             for index, (path, stem) in enumerate(photos):
                 if todo[index]:
                     submit(index)
-                following = next((j for j in range(index + 1, len(photos)) if todo[j]), None)
-                if following is not None:
+                for following in [j for j in range(index + 1, len(photos)) if todo[j]][:workers]:
                     submit(following)
                 report = kept[index]
                 if index in futures or report is None:
@@ -344,13 +366,24 @@ class ScanJob:
             return ImageReadError(f"{path}: not enough memory to decode it; lower `max_pixels` or scan it alone")
         return _Decoded(rgb, size, time.perf_counter() - started, provenance, header.facts)
 
+    def _prepare(self, decoded: _Decoded | CrackError) -> _Decoded | CrackError:
+        """``decoded`` with its shrinking to the model's scale started (once), where it applies."""
+        if isinstance(decoded, _Decoded) and not decoded.preparing and self._shrinker is not None:
+            decoded.preparing = True
+            decoded.prepared = prepare_patches(
+                self.predictor, decoded.rgb, decoded.size, self.settings, self.mode, self._shrinker
+            )
+        return decoded
+
     def _report_path(self, stem: str) -> Path:
         return self.out / f"{stem}.json"
 
     def _score(self, decoded: _Decoded) -> tuple[WindowScores, float]:
         """The window scores of a photo, and the seconds they took."""
         started = time.perf_counter()
-        scores = scan_image(self.predictor, decoded.rgb, decoded.size, self.settings, self.mode)
+        self._prepare(decoded)  # the first photo, decoded before the job ran
+        scores = scan_image(self.predictor, decoded.rgb, decoded.size, self.settings, self.mode, decoded.prepared)
+        decoded.prepared = None  # its planes are no longer needed while the photo is written
         return scores, time.perf_counter() - started
 
     def _overlay_base(self, decoded: _Decoded) -> np.ndarray | None:

@@ -10,6 +10,8 @@ from crackcli.io.images import DEFAULT_MAX_PIXELS
 from crackcli.measure.measurements import WIDTH_CLASSES_MM, Scale
 from crackcli.scan.windows import check_window_options
 
+MAX_WORKERS = 16  # photos per stage at most: each holds a decoded photo (126 MB at 42 MP) in memory
+
 
 @dataclass(frozen=True)
 class ScanOptions:
@@ -23,6 +25,7 @@ class ScanOptions:
     threshold: float = 0.5  # crack probability from which a window counts as crack
     mode: str = "auto"  # auto (what the model file records), patch or dense
     batch: int = 64  # windows per inference call in patch mode
+    workers: int | None = None  # photos decoded, shrunk and written at once; None: by device and cores
     overlay: bool = True
     overlay_max_side: int = 2048  # longer side of overlays; 0: the photo's own size
     crack_class: str | None = None  # None: the model's
@@ -42,6 +45,8 @@ class ScanOptions:
             raise OptionError(
                 "overlay_max_side", "give a size in pixels, or 0 for the photo's own", self.overlay_max_side
             )
+        if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
+            raise OptionError("workers", f"give 1 to {MAX_WORKERS} photos at a time", self.workers)
         if self.max_pixels < 1:
             raise OptionError("max_pixels", "give a positive number of pixels", self.max_pixels)
         Scale(self.mm_per_px, tuple(self.width_classes_mm))  # refuses a bad scale or width classes

@@ -7,15 +7,17 @@ it as a view: the same pixels as shrinking the window alone, gathered straight i
 (N, 3, S, S) layout.  The few that do not fall on the grid (a shifted last row or column) are resized
 one by one, as before.  Enlarging is always per window: a whole photo enlarged would not fit in memory.
 
-A photo at its own resolution is shrunk in bands of rows on a worker thread (after the model's minimum
+A photo at its own resolution is shrunk in bands of rows on worker threads (after the model's minimum
 filter, band by band too), so the windows of the first bands are classified while later bands are
-still being made, and no filtered copy of the whole photo is ever held.
+still being made, and no filtered copy of the whole photo is ever held.  A scan job starts a photo's
+bands as soon as it is decoded (``model_scale`` with the job's pool), so on a GPU the next photos are
+being shrunk while this one is classified.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from fractions import Fraction
 from types import TracebackType
 
@@ -24,30 +26,50 @@ import numpy as np
 
 from crackcli.data.preprocess import fit_patch, keep_thin_dark
 from crackcli.data.tiling import Window, crop
+from crackcli.model.meta import ModelMeta
 from crackcli.model.predictors import Predictor
 
 BAND_ROWS = 512  # photo rows shrunk at a time: about 10 bands for a 6000-row photo
 
 
+def model_scale(
+    meta: ModelMeta, rgb: np.ndarray, photo_size: tuple[int, int], side: int, pool: Executor | None = None
+) -> ModelScale | None:
+    """The photo (pixels ``rgb``, the photo or a reduced decode of it) at the model's scale for windows of
+    ``side`` photo pixels, its bands being made on ``pool`` (None: a thread of its own); None where the
+    windows are resized one by one instead (enlarging, or shrinking to a vanishing sliver)."""
+    size = meta.image_size
+    factor = rgb.shape[1] / photo_size[0]  # below 1 for a reduced decode
+    relative = size / side / factor
+    if relative > 1 or min(rgb.shape[:2]) * relative < 1:
+        return None
+    # Bands must start on photo rows that land on whole rows at this scale, so each is shrunk exactly
+    # as its rows of the whole photo would be: multiples of the scale's denominator.
+    step = 1 if relative == 1 else Fraction(size, side).denominator if factor == 1 else rgb.shape[0]
+    return ModelScale(rgb, relative, step, meta.min_filter_px, pool)
+
+
 def patch_probs(
-    predictor: Predictor, rgb: np.ndarray, photo_size: tuple[int, int], windows: list[Window], batch: int
+    predictor: Predictor,
+    rgb: np.ndarray,
+    photo_size: tuple[int, int],
+    windows: list[Window],
+    batch: int,
+    prepared: ModelScale | None = None,
 ) -> np.ndarray:
     """Class probabilities (len(windows), C) of ``windows`` (photo pixels, one size) of a photo of
     ``photo_size`` whose pixels are ``rgb`` (the photo, or a reduced decode of it), after the model's
-    minimum filter."""
+    minimum filter; from ``prepared`` (``model_scale`` of these pixels for these windows) where given."""
     size, min_filter_px = predictor.meta.image_size, predictor.meta.min_filter_px
     probs = np.empty((len(windows), len(predictor.meta.classes)), np.float32)
     if not windows:
         return probs
     side = windows[0].size
     factor = rgb.shape[1] / photo_size[0]  # below 1 for a reduced decode
-    relative = size / side / factor
     gathered = np.zeros(len(windows), bool)
-    if relative <= 1 and min(rgb.shape[:2]) * relative >= 1:  # not enlarging, and not to a vanishing sliver
-        # Bands must start on photo rows that land on whole rows at this scale, so each is shrunk
-        # exactly as its rows of the whole photo would be: multiples of the scale's denominator.
-        step = 1 if relative == 1 else Fraction(size, side).denominator if factor == 1 else rgb.shape[0]
-        with ModelScale(rgb, relative, step, min_filter_px) as scaled:
+    scaled = prepared or model_scale(predictor.meta, rgb, photo_size, side)
+    if scaled is not None:
+        with scaled:
             scale = size / side  # pixels of the model-scale image per photo pixel
             origins = np.array([(w.x, w.y) for w in windows], np.float64)
             at = np.rint(origins * scale).astype(np.intp)
@@ -69,20 +91,24 @@ def patch_probs(
 
 class ModelScale:
     """``rgb`` after a minimum filter, shrunk by ``relative`` (area averaging; 1: as it is), as colour
-    planes (3, H', W') filled on a worker thread, ``step``-multiple bands of about ``BAND_ROWS`` rows at
-    a time; ``ready(rows)`` waits for the first ``rows`` rows of the planes."""
+    planes (3, H', W') filled on ``pool`` (None: a thread of its own), ``step``-multiple bands of about
+    ``BAND_ROWS`` rows at a time; ``ready(rows)`` waits for the first ``rows`` rows of the planes.  Leaving
+    its ``with`` block drops the bands not yet begun and waits for those being made."""
 
-    def __init__(self, rgb: np.ndarray, relative: float, step: int, min_filter_px: int) -> None:
+    def __init__(
+        self, rgb: np.ndarray, relative: float, step: int, min_filter_px: int, pool: Executor | None = None
+    ) -> None:
         self._rgb, self._relative, self._min_filter_px = rgb, relative, min_filter_px
         height, width = rgb.shape[:2]
         self.shape = (_scaled_length(height, relative), _scaled_length(width, relative))
         self.planes = np.empty((3, *self.shape), np.uint8)
         band = step * max(1, round(BAND_ROWS / step))
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-scale")
+        self._own_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-scale") if pool is None else None
+        submit = (pool or self._own_pool).submit  # type: ignore[union-attr]
         self.bands: list[tuple[int, Future]] = []  # (scaled rows made once the band is, its job), in order
         for start in range(0, height, band):
             stop = min(height, start + band)
-            self.bands.append((_scaled_length(stop, relative), self._pool.submit(self._make, start, stop)))
+            self.bands.append((_scaled_length(stop, relative), submit(self._make, start, stop)))
 
     def _make(self, start: int, stop: int) -> None:
         """Rows ``start:stop`` of the photo, filtered (with the rows around them the filter reaches) and
@@ -110,7 +136,11 @@ class ModelScale:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for _, job in self.bands:
+            job.cancel()
+        wait([job for _, job in self.bands])
+        if self._own_pool is not None:
+            self._own_pool.shutdown()
 
 
 def _scaled_length(length: int, relative: float) -> int:

@@ -14,6 +14,7 @@ square, ``stride`` apart, the last row and column shifted to end at the border. 
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import cv2
@@ -24,7 +25,7 @@ from crackcli.data.tiling import MAX_WINDOW, Window, grid
 from crackcli.errors import OptionError
 from crackcli.model.meta import ModelMeta
 from crackcli.model.predictors import LOGIT_STRIDE, Predictor, softmax
-from crackcli.scan.patches import patch_probs
+from crackcli.scan.patches import ModelScale, model_scale, patch_probs
 
 MODES = ("auto", "patch", "dense")
 CELL = LOGIT_STRIDE  # output stride of the ResNet trunks dense mode supports: one logit cell per 32 input pixels
@@ -137,19 +138,41 @@ def dense_applies(photo_size: tuple[int, int], settings: ScanSettings, image_siz
 
 
 def scan_image(
-    predictor: Predictor, rgb: np.ndarray, photo_size: tuple[int, int], settings: ScanSettings, mode: str
+    predictor: Predictor,
+    rgb: np.ndarray,
+    photo_size: tuple[int, int],
+    settings: ScanSettings,
+    mode: str,
+    prepared: ModelScale | None = None,
 ) -> WindowScores:
     """Score every window of a photo of ``photo_size`` (width, height) whose pixels are ``rgb``.
 
     ``rgb`` may be a reduced decode of the photo (see ``decode_reduction``); window coordinates are
-    always in photo pixels.  Both modes apply the model's minimum filter (patch mode band by band).
+    always in photo pixels.  Both modes apply the model's minimum filter (patch mode band by band, from
+    ``prepared`` where the caller has started it: ``prepare_patches``).
     """
     width, height = photo_size
     windows = scan_grid(width, height, settings)
     if mode == "dense" and dense_applies(photo_size, settings, predictor.meta.image_size):
         rgb = keep_thin_dark(rgb, predictor.meta.min_filter_px)
         return WindowScores(windows, dense_probs(predictor, rgb, photo_size, windows, settings.patch), "dense")
-    return WindowScores(windows, patch_probs(predictor, rgb, photo_size, windows, settings.batch), "patch")
+    probs = patch_probs(predictor, rgb, photo_size, windows, settings.batch, prepared)
+    return WindowScores(windows, probs, "patch")
+
+
+def prepare_patches(
+    predictor: Predictor,
+    rgb: np.ndarray,
+    photo_size: tuple[int, int],
+    settings: ScanSettings,
+    mode: str,
+    pool: Executor,
+) -> ModelScale | None:
+    """Start shrinking a photo to the model's scale on ``pool``, for ``scan_image`` to take as ``prepared``;
+    None where its windows will not be gathered from such an image (dense mode, enlarging)."""
+    if mode == "dense" and dense_applies(photo_size, settings, predictor.meta.image_size):
+        return None
+    return model_scale(predictor.meta, rgb, photo_size, settings.patch, pool)
 
 
 def dense_probs(
