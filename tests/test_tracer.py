@@ -81,17 +81,21 @@ def test_a_large_crop_runs_in_tiles_that_join_without_seams(shipped_tracer, monk
         rgb, _ = paint_crack_with_mask(rgb, rng, (2.0, 3.0), (0.35, 0.45))
     gray = rgb.mean(axis=2).astype(np.uint8)
     whole = shipped_tracer.probabilities(gray)
-    monkeypatch.setattr(tracers, "TILE_PX", 64)  # 3 × 4 tiles, the last ones cut short
+    monkeypatch.setattr(tracers, "TILE_PX", 64)  # bands of 64 rows, the last one cut short
+    monkeypatch.setattr(tracers, "MAX_RUN_TILES", 2)  # and at most 128 columns at once: 3 pieces a band
     tiled = shipped_tracer.probabilities(gray)
     assert whole.std() > 0.1  # cracks and texture: a misplaced tile would show
     # Standardised by the whole crop's statistics, each tile seeing its context: the same probabilities.
     np.testing.assert_allclose(tiled, whole, atol=1e-4)
     within = np.zeros(gray.shape, bool)
-    within[70:80, 100:110] = True  # inside the tile from (64, 64) only
+    within[70:80, 100:110] = True  # rows of the band from 64 only
+    within[140:142, 10:20] = within[140:142, 200:210] = True  # two stretches of the band from 128
     some = shipped_tracer.probabilities(gray, within)
-    np.testing.assert_array_equal(some[64:128, 64:128], tiled[64:128, 64:128])
-    some[64:128, 64:128] = 0
-    assert not some.any()  # the tiles holding no pixel to trace were not run
+    for rows, columns in [((64, 128), (100, 110)), ((128, 150), (10, 20)), ((128, 150), (200, 210))]:
+        part = slice(*rows), slice(*columns)
+        np.testing.assert_allclose(some[part], whole[part], atol=1e-4)
+        some[part] = 0
+    assert not some.any()  # the rows and columns holding no pixel to trace were not run
 
 
 def test_tiles_padded_to_one_shape_give_the_same_probabilities_inside(shipped_tracer, monkeypatch):
@@ -112,7 +116,7 @@ def test_tiles_padded_to_one_shape_give_the_same_probabilities_inside(shipped_tr
 
     monkeypatch.setattr(padded.session, "run", recorded)
     one_shape = padded.probabilities(gray)
-    assert set(shapes) == {(1, 1, 112, 112)}  # 64 + 2 × 24 of context
+    assert set(shapes) == {(1, 1, 112, 304)}  # bands of 64 + 2 × 24 rows; 290 columns in 4 × 64 + 2 × 24
     # Only where a crop edge lies within the network's reach do the two paddings differ.
     inner = (slice(24, -24), slice(24, -24))
     np.testing.assert_allclose(one_shape[inner], own_size[inner], atol=1e-4)

@@ -14,10 +14,12 @@ from crackcli.model.onnx_properties import read_model_file
 from crackcli.model.predictors import create_session, finite_scores, first_line, runtime_refusals
 from crackcli.model.tracer_files import TRACER_INPUT, TRACER_OUTPUT, TRACER_STATISTICS, crop_statistics
 
-# Crops run in tiles of this side (each with its context), and only tiles holding a pixel to trace run:
-# a group of crack windows seldom fills its bounding box, and inside the graph a pixel takes about a
-# hundred bytes, so a whole cracked 42 MP photo at once would take gigabytes.
+# Crops run in bands of this many rows (each with its context), and in each band only the stretches of
+# columns holding a pixel to trace: a group of crack windows seldom fills its bounding box (square tiles
+# of this side ran 1.4x the pixels on a photo with a third of its windows crack), and inside the graph a
+# pixel takes about a hundred bytes, so a whole cracked 42 MP photo at once would take gigabytes.
 TILE_PX = 256
+MAX_RUN_TILES = 8  # a stretch of columns runs at most this many TILE_PX wide at once (memory)
 
 
 class OnnxTracer:
@@ -44,16 +46,15 @@ class OnnxTracer:
 
     def probabilities(self, gray: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
         """Crack probability (float32, H×W) of the pixels of a uint8 grey crop (H×W); with ``within`` (bool,
-        H×W), tiles holding none of its pixels are not run and score 0."""
+        H×W), only the stretches of each band of rows that hold its pixels are run, the rest scores 0."""
         height, width = gray.shape
         statistics = crop_statistics(gray)
         probs = np.zeros((height, width), np.float32)
         context = self.info.context_px
         for y in range(0, height, TILE_PX):
-            for x in range(0, width, TILE_PX):
-                y_end, x_end = min(height, y + TILE_PX), min(width, x + TILE_PX)
-                if within is not None and not within[y:y_end, x:x_end].any():
-                    continue
+            y_end = min(height, y + TILE_PX)
+            columns = np.ones(width, bool) if within is None else np.any(within[y:y_end], axis=0)
+            for x, x_end in _stretches(columns, 2 * context, MAX_RUN_TILES * TILE_PX):
                 y0, x0 = max(0, y - context), max(0, x - context)
                 tile = self._run(gray[y0 : min(height, y_end + context), x0 : min(width, x_end + context)], statistics)
                 probs[y:y_end, x:x_end] = tile[y - y0 : y_end - y0, x - x0 : x_end - x0]
@@ -61,10 +62,10 @@ class OnnxTracer:
 
     def _run(self, gray: np.ndarray, statistics: np.ndarray) -> np.ndarray:
         height, width = gray.shape
-        step = self.info.size_multiple
-        if self.pad_tiles:
-            side = -(-(TILE_PX + 2 * self.info.context_px) // step) * step
-            padded_h, padded_w = side, side
+        step, context = self.info.size_multiple, self.info.context_px
+        if self.pad_tiles:  # a few shapes only: a band's height, widths in whole tiles
+            padded_h = -(-(TILE_PX + 2 * context) // step) * step
+            padded_w = -(-(-(-(width - 2 * context) // TILE_PX) * TILE_PX + 2 * context) // step) * step
         else:
             padded_h, padded_w = -(-height // step) * step, -(-width // step) * step
         # mirrored to the size the graph takes (a repeated edge pixel would draw a line)
@@ -72,3 +73,16 @@ class OnnxTracer:
         inputs = {TRACER_INPUT: padded[None, None], TRACER_STATISTICS: statistics}
         probs = self.session.run([TRACER_OUTPUT], inputs)[0]
         return finite_scores(self.source, probs[0, 0, :height, :width])
+
+
+def _stretches(columns: np.ndarray, join_gap: int, longest: int) -> list[tuple[int, int]]:
+    """(start, end) of the runs of True in ``columns``, runs less than ``join_gap`` apart joined (running
+    the gap costs less than the context of another run), each at most ``longest`` long."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], columns, [False]]).astype(np.int8)))
+    runs: list[list[int]] = []
+    for start, end in zip(edges[::2].tolist(), edges[1::2].tolist()):
+        if runs and start - runs[-1][1] < join_gap:
+            runs[-1][1] = end
+        else:
+            runs.append([start, end])
+    return [(x, min(end, x + longest)) for start, end in runs for x in range(start, end, longest)]
