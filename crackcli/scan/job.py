@@ -338,7 +338,7 @@ class ScanJob:
                     if early and early[0] == photos[index][0]:
                         futures[index] = early[1]
                     else:
-                        futures[index] = pool.submit(lambda path: self._prepare(self._decode(path)), photos[index][0])
+                        futures[index] = pool.submit(self._decode_and_prepare, photos[index][0])
 
             for index, (path, stem) in enumerate(photos):
                 if todo[index]:
@@ -371,6 +371,9 @@ class ScanJob:
         except MemoryError:
             return ImageReadError(f"{path}: not enough memory to decode it; lower `max_pixels` or scan it alone")
         return _Decoded(rgb, size, time.perf_counter() - started, provenance, header.facts)
+
+    def _decode_and_prepare(self, path: Path) -> _Decoded | CrackError:
+        return self._prepare(self._decode(path))
 
     def _prepare(self, decoded: _Decoded | CrackError) -> _Decoded | CrackError:
         """``decoded`` with its shrinking to the model's scale started (once), where it applies."""
