@@ -245,6 +245,7 @@ class ScanJob:
                     pending.append((path, self._start(path, stem, decoded, writer)))
                     if len(pending) > workers:
                         self._record(*pending.pop(0), result, events)
+                cv2.setNumThreads(opencv_threads)  # inference is over: what is left to write gets every core
                 while pending:
                     self._record(*pending.pop(0), result, events)
         except KeyboardInterrupt:
