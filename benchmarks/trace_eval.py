@@ -4,7 +4,8 @@
         [--sets deepcrack,crackforest,uav75_dev,pavement_crops] [--whole] [--speed-runs 5]
 
 Each set's photos are scanned as `crack scan --trace` would (the model's windows and stride, threshold
-0.5), and the traced crack pixels (``<name>_cracks.png``) are compared with the set's masks:
+0.5), and the traced crack pixels (``<name>_cracks.png``) and centre lines (widths as the report gives
+them) are compared with the set's masks:
 
 - pixel precision / recall / F with a 2-pixel tolerance (a found pixel counts when a mask pixel lies
   within 2 px of it, a mask pixel when a found one does: the usual protocol for crack maps);
@@ -38,7 +39,7 @@ from crackcli.measure.centerlines import CenterLine, center_lines
 from crackcli.model.predictors import OnnxPredictor
 from crackcli.scan.job import ScanJob
 from crackcli.scan.options import ScanOptions
-from crackcli.scan.traces import DEFAULT_EXTRACTOR, open_extractor
+from crackcli.scan.traces import DEFAULT_EXTRACTOR, PhotoTraces, open_extractor
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SETS = ("deepcrack", "crackforest", "uav75_dev", "pavement_crops")
@@ -141,25 +142,37 @@ def truth_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+class RecordingJob(ScanJob):
+    """A scan job that keeps each photo's traces: its crack pixels and centre lines, widths as reported."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.traced: dict[Path, PhotoTraces] = {}
+
+    def _trace(self, path: Path, *args, **kwargs) -> PhotoTraces:  # type: ignore[no-untyped-def]
+        self.traced[path] = super()._trace(path, *args, **kwargs)
+        return self.traced[path]
+
+
 def evaluate_set(model: Path, tracer: str, root: Path, whole: bool) -> tuple[Tally, Tally | None, float]:
     pairs = photos_of(root)
     scanned, alone = Tally(), Tally() if whole else None
     with tempfile.TemporaryDirectory() as out:
         options = ScanOptions(trace=True, tracer=tracer, overlay=False, force=True)
-        job = ScanJob(OnnxPredictor(model, "cpu"), options, Path(out))
+        job = RecordingJob(OnnxPredictor(model, "cpu"), options, Path(out))
         started = time.perf_counter()
         result = job.run([(image, image.stem) for image, _ in pairs])
         seconds = time.perf_counter() - started
         if result.failed:
             raise SystemExit(f"{root}: {result.failed} photos failed to scan")
         for image, mask in pairs:
-            found = read_mask(Path(out) / f"{image.stem}_cracks.png")
-            truth = truth_mask(mask, found.shape)
-            scanned.add(found, truth, center_lines(found))
+            traced = job.traced[image]
+            truth = truth_mask(mask, traced.mask.shape)
+            scanned.add(traced.mask, truth, traced.lines)
             if alone is not None and job.extractor is not None:  # the scan's own extractor, on the whole photo
                 gray = read_gray(image)
-                everywhere = job.extractor.crack_pixels(gray, np.ones(gray.shape, bool))
-                alone.add(everywhere, truth, center_lines(everywhere))
+                everywhere, core = job.extractor.crack_pixels(gray, np.ones(gray.shape, bool))
+                alone.add(everywhere, truth, center_lines(everywhere, core=core))
     return scanned, alone, seconds / max(len(pairs), 1)
 
 

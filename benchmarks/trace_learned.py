@@ -194,6 +194,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/trace_learned"))
     parser.add_argument("--seed", type=int, default=0, help="training pictures (seed 2·s) and weights")
     parser.add_argument("--export", type=Path, help="write the chosen weights as a tracer file (crack-tracer.onnx)")
+    parser.add_argument(
+        "--width-threshold", type=float, help="probability of the pixels widths are measured from (trace_widths.py)"
+    )
     args = parser.parse_args()
     low, middle, high = (int(w) for w in args.widths.split(","))
     widths = (low, middle, high)
@@ -236,7 +239,7 @@ def main() -> None:
             "selection_pixel_f": round(score, 4),
             "recipe": "benchmarks/trace_learned.py",
         }
-        export_tracer(model, args.export, threshold, MIN_COMPONENT, training)
+        export_tracer(model, args.export, threshold, MIN_COMPONENT, training, width_threshold=args.width_threshold)
         print(f"tracer file {args.export}")
 
 

@@ -90,6 +90,16 @@ def test_centre_line_length_and_width_of_a_straight_crack(width, angle):
     assert points[:, 0].min() >= 1000 + start[0] - width and points[:, 1].min() >= 2000 + start[1] - width
 
 
+def test_widths_come_from_the_core_pixels_when_given_the_centre_line_from_all():
+    """A tracer marks a band wider than the crack; widths are read from the pixels it is surest of."""
+    marked = band((120, 240), (20, 60), (220, 60), 9)
+    core = band((120, 240), (20, 60), (220, 60), 3)
+    plain, measured = center_lines(marked), center_lines(marked, core=core)
+    assert [line.length_px for line in measured] == [line.length_px for line in plain]
+    assert abs(np.median(np.concatenate([line.widths_px for line in plain])) - 9) <= 1
+    assert abs(np.median(np.concatenate([line.widths_px for line in measured])) - 3) <= 1
+
+
 def test_a_branching_crack_keeps_its_branches_and_loses_thinning_spurs():
     mask = band((200, 200), (10, 100), (190, 100), 9)  # wide: thinning leaves short spurs at its ends
     mask |= band((200, 200), (100, 100), (100, 10), 3)  # a real branch

@@ -26,6 +26,7 @@ from crackcli.model.tracer_files import (
     TRACER_OUTPUT,
     TRACER_STATISTICS,
     load_tracer_checked,
+    tracer_info,
     tracer_properties,
 )
 from crackcli.model.tracer_net import TinyUNet, TracerGraph, export_tracer
@@ -146,6 +147,23 @@ def _float_input_tracer(path):
     onnx.save(model, str(path))
 
 
+def test_widths_have_their_own_threshold_which_older_files_take_from_the_crack_threshold(tmp_path):
+    properties = tracer_properties(0.6, 20, 4, 24, {}, width_threshold=0.8)
+    assert tracer_info(tmp_path / "t.onnx", properties).width_threshold == 0.8
+    older = {k: v for k, v in properties.items() if k != "width_threshold"}
+    assert tracer_info(tmp_path / "t.onnx", older).width_threshold == 0.6
+    with pytest.raises(CrackError, match="out of range"):  # widths from pixels less sure than the cracks
+        tracer_info(tmp_path / "t.onnx", {**properties, "width_threshold": "0.5"})
+
+
+def test_the_shipped_tracers_widths_come_from_its_surest_pixels(shipped_tracer):
+    rng = np.random.default_rng(3)
+    rgb = np.clip(150 + rng.normal(0, 8, (128, 128, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2)
+    rgb, _ = paint_crack_with_mask(rgb, rng, (3.0, 4.0), (0.4, 0.5))
+    found, core = LearnedExtractor(shipped_tracer).crack_pixels(rgb[..., 0], np.ones((128, 128), bool))
+    assert found.any() and (core <= found).all() and core.sum() < found.sum()
+
+
 def test_files_that_are_not_usable_tracers_are_refused_in_one_line(crack_model, tiny_tracer, tmp_path):
     _, classifier, _ = crack_model
     photo = tmp_path / "photo.png"
@@ -194,14 +212,14 @@ def test_the_shipped_tracer_finds_painted_cracks_and_not_the_texture(shipped_tra
         base = np.clip(150 + rng.normal(0, 10, (192, 192, 1)) + rng.normal(0, 3, (192, 192, 3)), 0, 255)
         rgb, truth = paint_crack_with_mask(base.astype(np.uint8), rng, (2.0, 3.0), (0.35, 0.45))
         gray = rgb.mean(axis=2).astype(np.uint8)
-        found = LearnedExtractor(shipped_tracer).crack_pixels(gray, np.ones(gray.shape, bool))
+        found = LearnedExtractor(shipped_tracer).crack_pixels(gray, np.ones(gray.shape, bool)).found
         near_truth = _dilated(truth)
         matched_found += (found & near_truth).sum()
         found_total += found.sum()
         matched_truth += (truth & _dilated(found)).sum()
         truth_total += truth.sum()
         unpainted = base.mean(axis=2).astype(np.uint8)
-        plain = LearnedExtractor(shipped_tracer).crack_pixels(unpainted, np.ones(gray.shape, bool))
+        plain = LearnedExtractor(shipped_tracer).crack_pixels(unpainted, np.ones(gray.shape, bool)).found
         assert plain.sum() < 0.002 * plain.size  # the same texture without its crack: (nearly) nothing
     assert matched_found / max(found_total, 1) > 0.8 and matched_truth / truth_total > 0.7
 

@@ -53,9 +53,12 @@ def skeleton(mask: np.ndarray) -> np.ndarray:
     return skeletonize(mask.astype(bool))
 
 
-def center_lines(mask: np.ndarray, origin: tuple[int, int] = (0, 0)) -> list[CenterLine]:
+def center_lines(
+    mask: np.ndarray, origin: tuple[int, int] = (0, 0), core: np.ndarray | None = None
+) -> list[CenterLine]:
     """The centre lines of the crack pixels of ``mask`` (bool), in the coordinates of a photo in which
-    ``mask``'s top-left pixel is at ``origin`` (x, y).
+    ``mask``'s top-left pixel is at ``origin`` (x, y); widths from the pixels of ``core`` among them
+    (bool, same shape; None: all of them), e.g. those a tracer is surest of.
 
     Each crack (connected group of pixels) is thinned and measured in its own bounding box: a long
     crack's box is a fraction of the area the cracks of a photo span together."""
@@ -64,18 +67,19 @@ def center_lines(mask: np.ndarray, origin: tuple[int, int] = (0, 0)) -> list[Cen
     for label in range(1, count):
         x, y, width, height = (int(v) for v in stats[label, :4])
         alone = np.pad(labels[y : y + height, x : x + width] == label, 1)  # a background border
-        lines += _component_lines(alone, (origin[0] + x - 1, origin[1] + y - 1))
+        measured = alone if core is None else alone & np.pad(core[y : y + height, x : x + width], 1)
+        lines += _component_lines(alone, measured, (origin[0] + x - 1, origin[1] + y - 1))
     return lines
 
 
-def _component_lines(mask: np.ndarray, origin: tuple[int, int]) -> list[CenterLine]:
+def _component_lines(mask: np.ndarray, measured: np.ndarray, origin: tuple[int, int]) -> list[CenterLine]:
     thin = skeleton(mask)
     pixels = np.argwhere(thin)  # (N, 2) y, x, in row-major order
     if not len(pixels):
         return []
     edge = edge_widths(mask, pixels)
     paths = _prune_spurs(_walk(_neighbours(pixels)), edge)
-    widths = _local_widths(mask, pixels, paths, edge)
+    widths = _local_widths(measured, pixels, paths, edge)
     lines = []
     for path in paths:
         ys, xs = pixels[path, 0], pixels[path, 1]

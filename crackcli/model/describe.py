@@ -60,6 +60,7 @@ def _tracer_file_info(path: Path, data: bytes) -> dict[str, Any]:
         "kind": "ONNX crack tracer (crack scan --trace --tracer)",
         "size_mb": round(len(data) / 1e6, 2),
         "threshold": info.threshold,
+        "width_threshold": info.width_threshold,
         "min_length_px": info.min_length_px,
         "size_multiple": info.size_multiple,
         "context_px": info.context_px,

@@ -42,6 +42,7 @@ class TracerInfo:
     min_length_px: int  # connected crack pixels whose bounding square is shorter are dropped
     size_multiple: int  # the input's height and width must be multiples of this
     context_px: int  # photo pixels around a traced area handed to the network with it
+    width_threshold: float  # crack pixels at this probability or more make a crack's width (≥ threshold)
     properties: dict[str, str] = field(default_factory=dict)
 
     def training(self) -> dict[str, Any]:
@@ -49,9 +50,14 @@ class TracerInfo:
 
 
 def tracer_properties(
-    threshold: float, min_length_px: int, size_multiple: int, context_px: int, training: dict[str, Any]
+    threshold: float,
+    min_length_px: int,
+    size_multiple: int,
+    context_px: int,
+    training: dict[str, Any],
+    width_threshold: float | None = None,
 ) -> dict[str, str]:
-    """The metadata of a tracer file, as ONNX string properties."""
+    """The metadata of a tracer file, as ONNX string properties (``width_threshold`` None: ``threshold``)."""
     return {
         "format": TRACER_FORMAT,
         "format_version": str(TRACER_FORMAT_VERSION),
@@ -59,6 +65,7 @@ def tracer_properties(
         f"{TRACER_STATISTICS}: float (2,), the mean and standard deviation (at least 1) of the crop's grey levels",
         "outputs": f"{TRACER_OUTPUT}: float crack probability (1, 1, H, W)",
         "threshold": repr(float(threshold)),
+        "width_threshold": repr(float(threshold if width_threshold is None else width_threshold)),
         "min_length_px": str(int(min_length_px)),
         "size_multiple": str(int(size_multiple)),
         "context_px": str(int(context_px)),
@@ -76,11 +83,18 @@ def tracer_info(path: Path, properties: dict[str, str]) -> TracerInfo:
             min_length_px=int(properties["min_length_px"]),
             size_multiple=int(properties["size_multiple"]),
             context_px=int(properties["context_px"]),
+            # files made before widths had a threshold of their own measured at the crack pixels' one
+            width_threshold=float(properties.get("width_threshold", properties["threshold"])),
             properties=dict(properties),
         )
     except (KeyError, ValueError) as exc:
         raise CrackError(f"{path}: damaged tracer metadata ({exc.__class__.__name__}: {exc}); make it again") from None
-    if not 0 < info.threshold < 1 or info.min_length_px < 1 or info.size_multiple < 1 or info.context_px < 0:
+    if (
+        not 0 < info.threshold <= info.width_threshold < 1
+        or info.min_length_px < 1
+        or info.size_multiple < 1
+        or info.context_px < 0
+    ):
         raise CrackError(f"{path}: tracer metadata out of range ({properties}); make it again")
     return info
 

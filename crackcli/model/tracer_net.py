@@ -88,9 +88,16 @@ class TracerGraph(nn.Module):
 
 
 def export_tracer(
-    net: TinyUNet, path: Path, threshold: float, min_length_px: int, training: dict[str, Any], opset: int = 17
+    net: TinyUNet,
+    path: Path,
+    threshold: float,
+    min_length_px: int,
+    training: dict[str, Any],
+    opset: int = 17,
+    width_threshold: float | None = None,
 ) -> None:
-    """Write ``net`` as a tracer file at ``path`` (atomically), with its threshold and training summary."""
+    """Write ``net`` as a tracer file at ``path`` (atomically), with its thresholds (widths: ``threshold``
+    unless given) and training summary."""
     import onnx
 
     from crackcli.model.onnx_files import set_properties
@@ -114,6 +121,8 @@ def export_tracer(
     model = onnx.load_from_string(buffer.getvalue())
     fold = f", fold {net.fold}" if net.fold > 1 else ""
     summary = {"architecture": f"TinyUNet {'/'.join(str(w) for w in net.widths)}{fold}", **training}
-    properties = tracer_properties(threshold, min_length_px, net.size_multiple, net.context_px, summary)
+    properties = tracer_properties(
+        threshold, min_length_px, net.size_multiple, net.context_px, summary, width_threshold
+    )
     set_properties(model, properties)
     atomic_write_bytes(path, model.SerializeToString())

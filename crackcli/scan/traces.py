@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -64,14 +64,19 @@ class PhotoTraces:
         return {"type": "FeatureCollection", "coordinates": "photo pixels (x right, y down)", "features": features}
 
 
+class CrackPixels(NamedTuple):
+    found: np.ndarray  # bool: the crack pixels
+    core: np.ndarray  # bool, among them: the pixels a crack's width is measured from
+
+
 class Extractor(Protocol):
     @property
     def context_px(self) -> int:
         """Photo pixels around a group of windows that its result there depends on."""
         ...
 
-    def crack_pixels(self, gray: np.ndarray, within: np.ndarray) -> np.ndarray:
-        """bool mask of the crack pixels of uint8 grey crop ``gray``, only inside ``within`` (bool, same shape)."""
+    def crack_pixels(self, gray: np.ndarray, within: np.ndarray) -> CrackPixels:
+        """The crack pixels of uint8 grey crop ``gray``, only inside ``within`` (bool, same shape)."""
         ...
 
     def record(self) -> dict[str, Any]:
@@ -87,8 +92,9 @@ class ClassicalExtractor:
     def context_px(self) -> int:
         return self.settings.max_width_px  # the top-hat's reach
 
-    def crack_pixels(self, gray: np.ndarray, within: np.ndarray) -> np.ndarray:
-        return crack_pixels(gray, self.settings, within)
+    def crack_pixels(self, gray: np.ndarray, within: np.ndarray) -> CrackPixels:
+        found = crack_pixels(gray, self.settings, within)
+        return CrackPixels(found, found)
 
     def record(self) -> dict[str, Any]:
         return {"extractor": CLASSICAL, **asdict(self.settings)}
@@ -100,10 +106,13 @@ class LearnedExtractor:
         self.name = name
         self.context_px = tracer.info.context_px
 
-    def crack_pixels(self, gray: np.ndarray, within: np.ndarray) -> np.ndarray:
+    def crack_pixels(self, gray: np.ndarray, within: np.ndarray) -> CrackPixels:
         info = self.tracer.info
         probs = self.tracer.probabilities(gray, within)
-        return confident_pixels(probs, info.threshold, info.min_length_px, within)
+        found = confident_pixels(probs, info.threshold, info.min_length_px, within)
+        # Widths from the pixels it is surest of: at the threshold that finds cracks, the band it marks
+        # is wider than the crack (the file's width_threshold was chosen on the selection sets).
+        return CrackPixels(found, found & (probs >= info.width_threshold))
 
     def record(self) -> dict[str, Any]:
         return {"extractor": self.name, "tracer": str(self.tracer.source), "sha256": self.tracer.sha256}
@@ -148,9 +157,9 @@ def trace_photo(
         cx1, cy1 = min(width, x1 + margin), min(height, y1 + margin)
         within = np.zeros((cy1 - cy0, cx1 - cx0), bool)
         within[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0] = inside
-        found = extractor.crack_pixels(gray[cy0:cy1, cx0:cx1], within)
+        found, core = extractor.crack_pixels(gray[cy0:cy1, cx0:cx1], within)
         mask[cy0:cy1, cx0:cx1] |= found
-        lines += center_lines(found, origin=(cx0, cy0))
+        lines += center_lines(found, origin=(cx0, cy0), core=core)
     return PhotoTraces(mask, lines, [_owner(line, regions) for line in lines])
 
 
