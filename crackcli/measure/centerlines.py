@@ -3,7 +3,8 @@
 The skeleton (scikit-image's thinning) is walked pixel to pixel between its ends and junctions; each
 walk becomes a polyline (Douglas-Peucker to within a pixel), whose length is the crack's length there.
 The width at a skeleton pixel is crack area per centre-line length in a square around it that holds
-the crack's cross-section.  Unlike twice the distance to the edge, this does not depend on the crack's angle to the
+the crack's cross-section (the area of a "core" of the crack pixels where one is given: those a tracer
+is surest of).  Unlike twice the distance to the edge, this does not depend on the crack's angle to the
 pixel grid (at 30° a 3 px crack's distance transform says 1.8 or 3).  Spurs shorter than the crack is
 wide at their junction are thinning artefacts of wide cracks and are dropped, as are the one-step
 links between the pixels of a junction.
