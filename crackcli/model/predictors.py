@@ -196,7 +196,7 @@ class OnnxPredictor:
 
     def _pads(self) -> bool:
         if self.pad_batches is None:
-            self.pad_batches = self.providers[0] == "CUDAExecutionProvider"
+            self.pad_batches = self.on_gpu
         return self.pad_batches
 
     def describe(self) -> str:

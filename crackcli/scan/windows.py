@@ -153,7 +153,7 @@ def scan_image(
     """
     width, height = photo_size
     windows = scan_grid(width, height, settings)
-    if mode == "dense" and dense_applies(photo_size, settings, predictor.meta.image_size):
+    if _scored_dense(predictor, photo_size, settings, mode):
         rgb = keep_thin_dark(rgb, predictor.meta.min_filter_px)
         return WindowScores(windows, dense_probs(predictor, rgb, photo_size, windows, settings.patch), "dense")
     probs = patch_probs(predictor, rgb, photo_size, windows, settings.batch, prepared)
@@ -170,9 +170,14 @@ def prepare_patches(
 ) -> ModelScale | None:
     """Start shrinking a photo to the model's scale on ``pool``, for ``scan_image`` to take as ``prepared``;
     None where its windows will not be gathered from such an image (dense mode, enlarging)."""
-    if mode == "dense" and dense_applies(photo_size, settings, predictor.meta.image_size):
+    if _scored_dense(predictor, photo_size, settings, mode):
         return None
     return model_scale(predictor.meta, rgb, photo_size, settings.patch, pool)
+
+
+def _scored_dense(predictor: Predictor, photo_size: tuple[int, int], settings: ScanSettings, mode: str) -> bool:
+    """Whether ``scan_image`` scores this photo in dense mode (else its windows one by one)."""
+    return mode == "dense" and dense_applies(photo_size, settings, predictor.meta.image_size)
 
 
 def dense_probs(
