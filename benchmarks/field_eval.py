@@ -27,6 +27,7 @@ import numpy as np
 from scan_eval import figures, window_scores
 
 from crackcli.model.predictors import load_predictor
+from crackcli.scan.straight_lines import LineCheck
 from crackcli.scan.windows import ScanSettings
 from crackcli.train.evaluate import evaluate_folder, index_eval_folder
 
@@ -92,13 +93,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="whole-process scans timed (0: no timing)")
     parser.add_argument("--no-ccic", action="store_true", help="skip the ccic/val evaluation")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--no-line-check", action="store_true", help="score windows as scans with --no-line-check do")
     args = parser.parse_args()
 
     predictor = load_predictor(args.model, "cpu")
     meta = predictor.meta
     strides = {"defaults": None, "stride 224": 224}
+    check = None if args.no_line_check else LineCheck(meta.classes.index(meta.crack_class), args.threshold)
     print(f"model {args.model}: {meta.backbone}, {meta.image_size} px input, {meta.patch_size} px windows")
-    print(f"threshold {args.threshold}; targets: {TARGETS}")
+    print(f"threshold {args.threshold}; line check {'off' if check is None else 'on'}; targets: {TARGETS}")
     print(
         f"{'set':<15} {'windows':<9} {'windows':>8} {'crack':>6} {'P':>6} {'R':>6} {'F':>6} {'joints':>7} "
         f"{'med crack':>9} {'med clean':>9} {'ECE':>6}"
@@ -108,7 +111,7 @@ def main() -> None:
         root = args.data / name
         extra = "joints" if (root / "joints").is_dir() else None
         for label, stride in strides.items():
-            settings = ScanSettings.for_model(meta, stride=stride)
+            settings = ScanSettings.for_model(meta, stride=stride, line_check=check)
             fractions, scores, _ = window_scores(predictor, root, settings, extra)
             r = set_figures(fractions, scores, args.crack_min, args.threshold)
             results["sets"].setdefault(name, {})[label] = r

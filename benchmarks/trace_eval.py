@@ -66,6 +66,7 @@ class Tally:
     def __init__(self) -> None:
         self.matched_found = self.found = self.matched_truth = self.truth = 0
         self.length_errors: list[float] = []
+        self.length_ratios: list[float] = []  # traced length / the mask's: whether traces run long or short
         self.width_errors_area: list[np.ndarray] = []
         self.width_errors_2d: list[np.ndarray] = []
 
@@ -80,6 +81,7 @@ class Tally:
         if truth_length >= MIN_LENGTH:
             found_length = sum(line.length_px for line in found_lines)
             self.length_errors.append(abs(found_length - truth_length) / truth_length)
+            self.length_ratios.append(found_length / truth_length)
         self._widths(truth, truth_lines, found_lines)
 
     def _widths(self, truth: np.ndarray, truth_lines: list[CenterLine], found_lines: list[CenterLine]) -> None:
@@ -115,14 +117,15 @@ class Tally:
         recall = self.matched_truth / max(self.truth, 1)
         f = self.f
         length = statistics.median(self.length_errors) if self.length_errors else float("nan")
+        ratio = statistics.median(self.length_ratios) if self.length_ratios else float("nan")
         area = np.concatenate(self.width_errors_area) if self.width_errors_area else np.zeros(0)
         twice = np.concatenate(self.width_errors_2d) if self.width_errors_2d else np.zeros(0)
         width_area = float(np.median(area)) if area.size else float("nan")
         width_2d = float(np.median(twice)) if twice.size else float("nan")
         return (
             f"{name:28} P {precision:.3f}  R {recall:.3f}  F {f:.3f}  length error {length:6.1%} "
-            f"({len(self.length_errors)} photos)  width error {width_area:.2f} px (area/length), "
-            f"{width_2d:.2f} px (2·d), {area.size} px compared"
+            f"({len(self.length_errors)} photos, traced/mask {ratio:.2f})  "
+            f"width error {width_area:.2f} px (area/length), {width_2d:.2f} px (2·d), {area.size} px compared"
         )
 
 

@@ -15,6 +15,7 @@ from crackcli.io.images import write_image
 from crackcli.model.meta import ModelMeta
 from crackcli.model.shipped import MODEL_ENV
 from crackcli.scan.api import ScanEvents, ScanOptions, open_model, plan_scan, scan_photos
+from crackcli.scan.straight_lines import LineCheck
 from crackcli.scan.windows import ScanSettings
 
 
@@ -64,7 +65,9 @@ def test_plan_and_run_a_folder_like_crack_scan(crack_model, folder, tmp_path):
     out = tmp_path / "out"
     planned = plan_scan([str(folder)], ScanOptions(model=model, out=out, patch=64))
     assert [path.name for path, _ in planned.photos] == ["clean.png", "cracked.jpg", "broken.jpg"]
-    assert planned.out == out and planned.job.settings == ScanSettings(patch=64, stride=32)
+    assert planned.out == out and planned.job.settings == ScanSettings(
+        patch=64, stride=32, line_check=LineCheck(0, 0.5)
+    )
     assert not out.exists()  # planning writes nothing
 
     events = Recorder()

@@ -112,6 +112,14 @@ def scan(
         ),
     ] = "auto",
     batch: Annotated[int, typer.Option(help="Windows per inference call in patch mode.")] = 64,
+    line_check: Annotated[
+        bool,
+        typer.Option(
+            "--line-check/--no-line-check",
+            help="Classify crack windows again with long straight lines (joints, paint edges) taken out; "
+            "--no-line-check where cracks run straight or along joints.",
+        ),
+    ] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     workers: Annotated[
         int | None,
@@ -190,6 +198,7 @@ def scan(
         threshold=threshold,
         mode=mode,
         batch=batch,
+        line_check=line_check,
         workers=workers,
         overlay=overlay,
         overlay_max_side=overlay_size,

@@ -56,6 +56,7 @@ from crackcli.scan.overlay import (
     viewing_size,
 )
 from crackcli.scan.patches import ModelScale
+from crackcli.scan.straight_lines import LineCheck
 from crackcli.scan.traces import Extractor, PhotoTraces, open_extractor, trace_photo
 from crackcli.scan.windows import (
     ScanSettings,
@@ -110,8 +111,6 @@ class ScanJob:
         self.options = options
         self.out = out
         meta = predictor.meta
-        self.settings = ScanSettings.for_model(meta, options.patch, options.stride, options.batch, options.mode)
-        self.mode = choose_mode(predictor, self.settings)
         self.crack_class = options.crack_class or meta.crack_class
         if self.crack_class not in meta.classes:
             raise UsageError(
@@ -119,6 +118,11 @@ class ScanJob:
                 "name the crack class with `crack_class`"
             )
         self.crack_index = meta.classes.index(self.crack_class)
+        check = LineCheck(self.crack_index, options.threshold) if options.line_check else None
+        self.settings = ScanSettings.for_model(
+            meta, options.patch, options.stride, options.batch, options.mode, line_check=check
+        )
+        self.mode = choose_mode(predictor, self.settings)
         self.reduce = decode_reduction(predictor, self.settings)
         self.extractor = open_extractor(options.tracer, options.device) if options.trace else None
         self.made_with = self._made_with()
@@ -151,6 +155,7 @@ class ScanJob:
                 "stride": self.settings.stride,
                 "mode": self.mode,
                 "threshold": options.threshold,
+                "line_check": self.mode == "patch" and options.line_check,
                 "crack_class": self.crack_class,
                 "overlay": options.overlay,
                 "overlay_max_side": options.overlay_max_side,
@@ -466,6 +471,7 @@ class ScanJob:
             "stride": settings.stride,
             "mode": scores.mode,
             "threshold": options.threshold,
+            "line_check": scores.mode == "patch" and options.line_check,
             "heatmap_cell": cell,
             "windows": [
                 {"x": w.x, "y": w.y, "size": w.size, "probs": row}

@@ -25,6 +25,7 @@ class ScanOptions:
     threshold: float = 0.5  # crack probability from which a window counts as crack
     mode: str = "auto"  # auto (what the model file records), patch or dense
     batch: int = 64  # windows per inference call in patch mode
+    line_check: bool = True  # windows called crack classified again without long straight lines (patch mode)
     workers: int | None = None  # photos decoded, shrunk and written at once; None: by device and cores
     overlay: bool = True
     overlay_max_side: int = 2048  # longer side of overlays; 0: the photo's own size

@@ -28,6 +28,7 @@ from crackcli.data.preprocess import fit_patch, keep_thin_dark
 from crackcli.data.tiling import Window, crop
 from crackcli.model.meta import ModelMeta
 from crackcli.model.predictors import Predictor
+from crackcli.scan.straight_lines import LineCheck, checked_probs
 
 BAND_ROWS = 512  # photo rows shrunk at a time: about 10 bands for a 6000-row photo
 
@@ -56,10 +57,12 @@ def patch_probs(
     windows: list[Window],
     batch: int,
     prepared: ModelScale | None = None,
+    check: LineCheck | None = None,
 ) -> np.ndarray:
     """Class probabilities (len(windows), C) of ``windows`` (photo pixels, one size) of a photo of
     ``photo_size`` whose pixels are ``rgb`` (the photo, or a reduced decode of it), after the model's
-    minimum filter; from ``prepared`` (``model_scale`` of these pixels for these windows) where given."""
+    minimum filter; from ``prepared`` (``model_scale`` of these pixels for these windows) where given;
+    after the straight-line ``check`` where given (``scan.straight_lines``)."""
     size, min_filter_px = predictor.meta.image_size, predictor.meta.min_filter_px
     probs = np.empty((len(windows), len(predictor.meta.classes)), np.float32)
     if not windows:
@@ -81,11 +84,11 @@ def patch_probs(
                 & (at[:, 1] + size <= height)
             )
             if gathered.any():
-                probs[gathered] = _classify(predictor, _gathered(scaled, at[gathered], size, batch))
+                probs[gathered] = _classify(predictor, _gathered(scaled, at[gathered], size, batch), check)
     rest = np.flatnonzero(~gathered)
     if len(rest):
         cut = scaled_windows([windows[i] for i in rest], factor, rgb.shape, photo_size)
-        probs[rest] = _classify(predictor, _resized(rgb, cut, size, batch, min_filter_px))
+        probs[rest] = _classify(predictor, _resized(rgb, cut, size, batch, min_filter_px), check)
     return probs
 
 
@@ -209,5 +212,7 @@ def filtered_crop(rgb: np.ndarray, window: Window, min_filter_px: int) -> np.nda
     return crop(region, Window(x0 - left, y0 - top, window.size))
 
 
-def _classify(predictor: Predictor, batches: Iterator[np.ndarray]) -> np.ndarray:
-    return np.concatenate([predictor.predict(batch) for batch in batches])
+def _classify(predictor: Predictor, batches: Iterator[np.ndarray], check: LineCheck | None) -> np.ndarray:
+    if check is None:
+        return np.concatenate([predictor.predict(batch) for batch in batches])
+    return np.concatenate([checked_probs(predictor, batch, predictor.predict(batch), check) for batch in batches])

@@ -26,6 +26,7 @@ from crackcli.errors import OptionError
 from crackcli.model.meta import ModelMeta
 from crackcli.model.predictors import LOGIT_STRIDE, Predictor, softmax
 from crackcli.scan.patches import ModelScale, model_scale, patch_probs
+from crackcli.scan.straight_lines import LineCheck
 
 MODES = ("auto", "patch", "dense")
 CELL = LOGIT_STRIDE  # output stride of the ResNet trunks dense mode supports: one logit cell per 32 input pixels
@@ -61,17 +62,24 @@ class ScanSettings:
     stride: int
     batch: int = 64  # windows per inference call (patch mode)
     mode: str = "auto"
+    line_check: LineCheck | None = None  # windows called crack checked again without long straight lines (patch mode)
 
     def __post_init__(self) -> None:
         check_window_options(self.patch, self.stride, self.batch, self.mode)
 
     @classmethod
     def for_model(
-        cls, meta: ModelMeta, patch: int | None = None, stride: int | None = None, batch: int = 64, mode: str = "auto"
+        cls,
+        meta: ModelMeta,
+        patch: int | None = None,
+        stride: int | None = None,
+        batch: int = 64,
+        mode: str = "auto",
+        line_check: LineCheck | None = None,
     ) -> ScanSettings:
         """The settings `crack scan` uses with a model: its own patch size and half a window of stride unless given."""
         window = patch or meta.patch_size
-        return cls(patch=window, stride=stride or max(1, window // 2), batch=batch, mode=mode)
+        return cls(patch=window, stride=stride or max(1, window // 2), batch=batch, mode=mode, line_check=line_check)
 
 
 @dataclass
@@ -156,7 +164,7 @@ def scan_image(
     if _scored_dense(predictor, photo_size, settings, mode):
         rgb = keep_thin_dark(rgb, predictor.meta.min_filter_px)
         return WindowScores(windows, dense_probs(predictor, rgb, photo_size, windows, settings.patch), "dense")
-    probs = patch_probs(predictor, rgb, photo_size, windows, settings.batch, prepared)
+    probs = patch_probs(predictor, rgb, photo_size, windows, settings.batch, prepared, settings.line_check)
     return WindowScores(windows, probs, "patch")
 
 
