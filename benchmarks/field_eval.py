@@ -106,7 +106,12 @@ def main() -> None:
         f"{'set':<15} {'windows':<9} {'windows':>8} {'crack':>6} {'P':>6} {'R':>6} {'F':>6} {'joints':>7} "
         f"{'med crack':>9} {'med clean':>9} {'ECE':>6}"
     )
-    results: dict[str, dict] = {"model": str(args.model), "threshold": args.threshold, "sets": {}}
+    results: dict[str, dict] = {
+        "model": str(args.model),
+        "threshold": args.threshold,
+        "line_check": check is not None,
+        "sets": {},
+    }
     for name in args.sets.split(","):
         root = args.data / name
         extra = "joints" if (root / "joints").is_dir() else None

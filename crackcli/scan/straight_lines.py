@@ -6,14 +6,15 @@ model called two thirds of the windows of drone photos that hold a joint and no 
 is almost never straight over most of a window.  So each window called crack is looked at again, as
 the model sees it (its input, after the model's minimum filter and shrink): lines darker or lighter
 than their surroundings (top-hats, thresholded at the window's own noise level) that are straight
-(a probabilistic Hough transform) over at least ``MIN_LENGTH`` of the window are painted out (OpenCV's
-inpainting from the pixels beside them) and the window is classified again.  Its crack probability is
+(a probabilistic Hough transform) over at least ``MIN_LENGTH`` of the window, and as even as a ruled
+line (centre and width barely moving along it), are painted out (OpenCV's inpainting from the pixels
+beside them) and the window is classified again.  Its crack probability is
 the lower of the two: what is left of a crack beside or across a joint is still found; a crack that
 runs straight along most of a window, or along a joint, is not.
 
 All sizes are shares of the model's input side, so the check sees a window as the model does whatever
-the photo's resolution.  Its settings were chosen on the field selection sets (docs/BENCHMARKS.md,
-"Straight lines").
+the photo's resolution.  Its settings were chosen on the field selection sets and ccic/val
+(docs/BENCHMARKS.md, "The line check").
 """
 
 from __future__ import annotations
@@ -79,9 +80,8 @@ def _ruled(marked: np.ndarray, segment: np.ndarray) -> bool:
     length = math.hypot(x1 - x0, y1 - y0)
     along = np.array([x1 - x0, y1 - y0]) / length
     normal = np.array([-along[1], along[0]])
-    reach = PROFILE_REACH
     steps = np.arange(0.0, length + 0.5)
-    offsets = np.arange(-reach, reach + 1, dtype=np.float64)
+    offsets = np.arange(-PROFILE_REACH, PROFILE_REACH + 1, dtype=np.float64)
     points = np.array([x0, y0]) + steps[:, None, None] * along + offsets[None, :, None] * normal  # (L, O, 2)
     xs = np.clip(np.rint(points[..., 0]).astype(np.intp), 0, marked.shape[1] - 1)
     ys = np.clip(np.rint(points[..., 1]).astype(np.intp), 0, marked.shape[0] - 1)
@@ -94,13 +94,12 @@ def _ruled(marked: np.ndarray, segment: np.ndarray) -> bool:
     return float(np.std(centres)) <= MAX_WANDER and float(np.std(widths[seen])) <= MAX_WIDTH_SPREAD
 
 
-def without_lines(window: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """``window`` ((3, S, S) uint8, as the model reads it) with ``segments`` painted out."""
-    side = window.shape[1]
+def without_lines(rgb: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """A window (S, S, 3 uint8, contiguous) with ``segments`` painted out, as the model reads it: (3, S, S)."""
+    side = rgb.shape[0]
     band = np.zeros((side, side), np.uint8)
     for x0, y0, x1, y1 in segments:
         cv2.line(band, (int(x0), int(y0)), (int(x1), int(y1)), 255, max(1, round(BAND * side)))
-    rgb = np.ascontiguousarray(window.transpose(1, 2, 0))
     return cv2.inpaint(rgb, band, 3, cv2.INPAINT_TELEA).transpose(2, 0, 1)
 
 
@@ -109,10 +108,10 @@ def erase_lines(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out, and their indices in ``batch``."""
     erased, which = [], []
     for i, window in enumerate(batch):
-        gray = cv2.cvtColor(np.ascontiguousarray(window.transpose(1, 2, 0)), cv2.COLOR_RGB2GRAY)
-        segments = line_segments(gray)
+        rgb = np.ascontiguousarray(window.transpose(1, 2, 0))
+        segments = line_segments(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         if len(segments):
-            erased.append(without_lines(window, segments))
+            erased.append(without_lines(rgb, segments))
             which.append(i)
     side = batch.shape[-1]
     return np.stack(erased) if erased else np.zeros((0, 3, side, side), np.uint8), np.array(which, np.intp)
