@@ -15,6 +15,7 @@ from crackcli.io.images import write_image
 from crackcli.model.meta import ModelMeta
 from crackcli.model.shipped import MODEL_ENV
 from crackcli.scan.api import ScanEvents, ScanOptions, open_model, plan_scan, scan_photos
+from crackcli.scan.straight_lines import VERSION as LINE_CHECK_VERSION
 from crackcli.scan.straight_lines import LineCheck
 from crackcli.scan.windows import ScanSettings
 
@@ -249,6 +250,14 @@ def test_a_report_is_reused_only_while_it_is_still_true(crack_model, tmp_path):
     result, warnings = rerun(threshold=0.9, stride=16, model=tmp_path / "model.onnx")
     assert result.scanned == 1 and "another file of the same name" in warnings[0]
     assert before == 0 and result.with_cracks == 1
+
+    # A report whose windows were checked for lines by the check's earlier method (recorded as true) is redone.
+    report = json.loads((out / "p.json").read_text())
+    assert report["provenance"]["settings"]["line_check"] == LINE_CHECK_VERSION
+    report["provenance"]["settings"]["line_check"] = True
+    (out / "p.json").write_text(json.dumps(report))
+    result, warnings = rerun(threshold=0.9, stride=16, model=tmp_path / "model.onnx")
+    assert result.scanned == 1 and "line_check" in warnings[0]
 
     # A report of an earlier format (before EXIF and tile regions, same version string) is redone.
     report = json.loads((out / "p.json").read_text())

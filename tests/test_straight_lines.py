@@ -9,13 +9,24 @@ import pytest
 from helpers import write_photo
 
 from crackcli.data.painting import paint_crack_with_mask
+from crackcli.data.tiling import Window
+from crackcli.model.meta import ModelMeta
 from crackcli.scan.api import ScanOptions, scan_photos
-from crackcli.scan.straight_lines import LineCheck, checked_probs, erase_lines, line_segments
+from crackcli.scan.patches import patch_probs
+from crackcli.scan.straight_lines import (
+    LineCheck,
+    PhotoLines,
+    _median_and_deviation,
+    checked_probs,
+    line_segments,
+    without_lines,
+)
 
 
-def surface(seed: int, side: int = 96) -> np.ndarray:
+def surface(seed: int, side: int = 96, width: int | None = None) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.clip(150 + rng.normal(0, 6, (side, side, 1)) + rng.normal(0, 2, (side, side, 3)), 0, 255).astype(np.uint8)
+    shape = (side, width or side)
+    return np.clip(150 + rng.normal(0, 6, (*shape, 1)) + rng.normal(0, 2, (*shape, 3)), 0, 255).astype(np.uint8)
 
 
 def planes(rgb: np.ndarray) -> np.ndarray:
@@ -33,11 +44,10 @@ def test_a_ruled_line_is_found_and_painted_out(seed):
     assert all(abs((s[0] + s[2]) / 2 - (x + (seed % 4) / 2)) < 3 for s in segments)
     assert all(np.hypot(s[2] - s[0], s[3] - s[1]) >= 72 for s in segments)
 
-    erased, which = erase_lines(planes(rgb)[None])
-    assert which.tolist() == [0]
-    line = erased[0, :, 10:86, x + seed % 4 // 2].astype(float)
+    erased = without_lines(rgb, segments)
+    line = erased[:, 10:86, x + seed % 4 // 2].astype(float)
     assert abs(line.mean() - 150) < 12  # the surface's level where the line was
-    assert (erased[0, :, :, :10] == planes(rgb)[:, :, :10]).all() or x < 16  # the rest untouched
+    assert (erased[:, :, :10] == planes(rgb)[:, :, :10]).all() or x < 16  # the rest untouched
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -66,9 +76,77 @@ def test_only_windows_called_crack_are_checked_and_only_lowered():
     predictor = DarkLinePredictor()
     before = predictor.predict(batch)
     assert before[0, 0] >= 0.9 and before[1, 0] < 0.5
-    after = checked_probs(predictor, batch, before.copy(), LineCheck(crack=0, threshold=0.5))
+    fetched = []
+
+    def inputs(chosen: np.ndarray) -> np.ndarray:
+        fetched.extend(chosen.tolist())
+        return batch[chosen]
+
+    after = checked_probs(predictor, before.copy(), LineCheck(crack=0, threshold=0.5), inputs)
+    assert fetched == [0]  # only the window called crack looked at again
     assert after[0, 0] < 0.5  # the joint taken out, nothing left to call crack
     assert (after[1:] == before[1:]).all()
+    np.testing.assert_allclose(after.sum(axis=1), 1, atol=1e-6)
+
+
+def test_medians_from_the_histogram_are_numpys():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        image = rng.integers(0, rng.integers(1, 257), rng.integers(1, 500)).astype(np.uint8)
+        median = np.median(image.astype(float))
+        assert _median_and_deviation(image) == (median, np.median(np.abs(image - median)))
+
+
+class DarkPixelPredictor:
+    """Crack probability from the number of clearly dark pixels in a window: calls crack a window holding
+    any piece of a dark line, however short."""
+
+    meta = ModelMeta("stand-in", ("crack", "no_crack"), "crack", 96, (0.5,) * 3, (0.25,) * 3, patch_size=96)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        dark = (batch.astype(np.float32).mean(axis=1) < 110).sum(axis=(1, 2))
+        crack = np.clip(dark / 20, 0, 1)
+        return np.stack([crack, 1 - crack], axis=1).astype(np.float32)
+
+
+def photo_with_joint() -> np.ndarray:
+    """A 200×300 surface crossed by a ruled dark joint from (0, 100) to (299, 199)."""
+    rgb = surface(4, 200, 300)
+    cv2.line(rgb, (0, 100), (299, 199), (70, 70, 70), 2)
+    return rgb
+
+
+# Windows of 96 px: the joint crosses the first whole, only the bottom left corner of the second (about
+# 35 px of it), and misses the third.
+WINDOWS = [Window(0, 60, 96), Window(120, 56, 96), Window(204, 0, 96)]
+
+
+def gray_window(rgb: np.ndarray, window: Window) -> np.ndarray:
+    x0, y0, x1, y1 = window.box
+    return cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+
+
+def test_a_joint_only_crossing_a_windows_corner_is_found_from_the_photo_around_it():
+    rgb = photo_with_joint()
+    assert len(line_segments(gray_window(rgb, WINDOWS[0])))
+    assert len(line_segments(gray_window(rgb, WINDOWS[1]))) == 0  # too short to be a line within the window
+    origins = np.array([(w.x, w.y) for w in WINDOWS], np.float64)
+    lines = PhotoLines.near(planes(rgb), origins, np.array([0, 1]), 96, lambda rows: None)
+    piece = lines.through(1)
+    assert len(piece)
+    assert 25 < max(np.hypot(s[2] - s[0], s[3] - s[1]) for s in piece) < 50
+    assert all(abs(y - (100 + 99 / 299 * (x + 120)) + 56) < 3 for s in piece for x, y in (s[:2], s[2:]))
+    assert len(lines.through(2)) == 0
+
+
+def test_the_scan_paints_out_a_joint_where_it_only_crosses_a_corner():
+    rgb = photo_with_joint()
+    predictor = DarkPixelPredictor()
+    before = patch_probs(predictor, rgb, (300, 200), WINDOWS, 8)
+    assert before[:, 0].tolist() == [1, 1, 0]
+    after = patch_probs(predictor, rgb, (300, 200), WINDOWS, 8, check=LineCheck(0, 0.5))
+    assert after[0, 0] < 0.5 and after[1, 0] < 0.5
+    assert after[2, 0] == 0
     np.testing.assert_allclose(after.sum(axis=1), 1, atol=1e-6)
 
 

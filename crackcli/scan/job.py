@@ -56,6 +56,7 @@ from crackcli.scan.overlay import (
     viewing_size,
 )
 from crackcli.scan.patches import ModelScale
+from crackcli.scan.straight_lines import VERSION as LINE_CHECK_VERSION
 from crackcli.scan.straight_lines import LineCheck
 from crackcli.scan.traces import Extractor, PhotoTraces, open_extractor, trace_photo
 from crackcli.scan.windows import (
@@ -155,7 +156,8 @@ class ScanJob:
                 "stride": self.settings.stride,
                 "mode": self.mode,
                 "threshold": options.threshold,
-                "line_check": self.mode == "patch" and options.line_check,
+                # the check's method version: a report checked another way is made again
+                "line_check": LINE_CHECK_VERSION if self.mode == "patch" and options.line_check else False,
                 "crack_class": self.crack_class,
                 "overlay": options.overlay,
                 "overlay_max_side": options.overlay_max_side,

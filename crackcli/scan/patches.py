@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from fractions import Fraction
 from types import TracebackType
 
@@ -28,7 +29,7 @@ from crackcli.data.preprocess import fit_patch, keep_thin_dark
 from crackcli.data.tiling import Window, crop
 from crackcli.model.meta import ModelMeta
 from crackcli.model.predictors import Predictor
-from crackcli.scan.straight_lines import LineCheck, checked_probs
+from crackcli.scan.straight_lines import LineCheck, PhotoLines, checked_probs
 
 BAND_ROWS = 512  # photo rows shrunk at a time: about 10 bands for a 6000-row photo
 
@@ -69,26 +70,44 @@ def patch_probs(
         return probs
     side = windows[0].size
     factor = rgb.shape[1] / photo_size[0]  # below 1 for a reduced decode
-    gathered = np.zeros(len(windows), bool)
     scaled = prepared or model_scale(predictor.meta, rgb, photo_size, side)
+    # Window origins at model scale; those on its pixel grid and inside it are gathered from it.
+    origins = np.array([(w.x, w.y) for w in windows], np.float64) * (size / side)
+    at = np.rint(origins).astype(np.intp)
+    gathered = np.zeros(len(windows), bool)
     if scaled is not None:
-        with scaled:
-            scale = size / side  # pixels of the model-scale image per photo pixel
-            origins = np.array([(w.x, w.y) for w in windows], np.float64)
-            at = np.rint(origins * scale).astype(np.intp)
-            height, width = scaled.shape
-            gathered = (
-                (np.abs(origins * scale - at) < 1e-6).all(axis=1)
-                & (origins >= 0).all(axis=1)
-                & (at[:, 0] + size <= width)
-                & (at[:, 1] + size <= height)
-            )
-            if gathered.any():
-                probs[gathered] = _classify(predictor, _gathered(scaled, at[gathered], size, batch), check)
+        height, width = scaled.shape
+        gathered = (
+            (np.abs(origins - at) < 1e-6).all(axis=1)
+            & (origins >= 0).all(axis=1)
+            & (at[:, 0] + size <= width)
+            & (at[:, 1] + size <= height)
+        )
     rest = np.flatnonzero(~gathered)
-    if len(rest):
-        cut = scaled_windows([windows[i] for i in rest], factor, rgb.shape, photo_size)
-        probs[rest] = _classify(predictor, _resized(rgb, cut, size, batch, min_filter_px), check)
+    cut = dict(zip(rest, scaled_windows([windows[i] for i in rest], factor, rgb.shape, photo_size), strict=True))
+
+    def inputs(chosen: np.ndarray) -> np.ndarray:
+        """The windows ``chosen`` as the model reads them, (n, 3, size, size)."""
+        out = np.empty((len(chosen), 3, size, size), np.uint8)
+        on_grid = gathered[chosen]
+        if on_grid.any():
+            out[on_grid] = next(_gathered(scaled, at[chosen[on_grid]], size, len(chosen)))  # type: ignore[arg-type]
+        if not on_grid.all():
+            off = [cut[i] for i in chosen[~on_grid]]
+            out[~on_grid] = next(_resized(rgb, off, size, len(off), min_filter_px))
+        return out
+
+    with scaled or nullcontext():
+        if gathered.any():
+            probs[gathered] = _classify(predictor, _gathered(scaled, at[gathered], size, batch))  # type: ignore[arg-type]
+        if len(rest):
+            probs[rest] = _classify(predictor, _resized(rgb, list(cut.values()), size, batch, min_filter_px))
+        if check is not None:
+            called = np.flatnonzero(probs[:, check.crack] >= check.threshold)
+            photo_lines = None
+            if scaled is not None and len(called):
+                photo_lines = PhotoLines.near(scaled.planes, origins, called, size, scaled.ready)
+            probs = checked_probs(predictor, probs, check, inputs, photo_lines, batch)
     return probs
 
 
@@ -212,7 +231,5 @@ def filtered_crop(rgb: np.ndarray, window: Window, min_filter_px: int) -> np.nda
     return crop(region, Window(x0 - left, y0 - top, window.size))
 
 
-def _classify(predictor: Predictor, batches: Iterator[np.ndarray], check: LineCheck | None) -> np.ndarray:
-    if check is None:
-        return np.concatenate([predictor.predict(batch) for batch in batches])
-    return np.concatenate([checked_probs(predictor, batch, predictor.predict(batch), check) for batch in batches])
+def _classify(predictor: Predictor, batches: Iterator[np.ndarray]) -> np.ndarray:
+    return np.concatenate([predictor.predict(batch) for batch in batches])

@@ -20,6 +20,7 @@ the photo's resolution.  Its settings were chosen on the field selection sets an
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -38,6 +39,53 @@ MIN_COVER = 0.7  # share of a line's length where it is marked
 MAX_WANDER = 0.8  # spread (px) of the marked band's centre across the line: a ruled line stays put
 MAX_WIDTH_SPREAD = 1.25  # spread (px) of its width along the line
 ANGLE_STEP = math.pi / 360  # the Hough transform's angular resolution: half a degree
+REACH = 0.5  # lines are also looked for this many window sides around the windows called crack
+VERSION = "2"  # of the check's method: recorded with a report, so one made by another is not reused
+
+
+@dataclass(frozen=True)
+class PhotoLines:
+    """The long straight lines of a photo at model scale near its windows called crack, and where every
+    window lies at that scale: a joint crossing only a window's corner, or too faint there to be seen
+    within the window, runs on beyond it and is found there."""
+
+    segments: np.ndarray  # (K, 4) x0, y0, x1, y1 in model-scale pixels
+    origins: np.ndarray  # (windows, 2) each window's x, y in model-scale pixels
+    side: int  # the windows' side at model scale (the model's input side)
+
+    @classmethod
+    def near(
+        cls, planes: np.ndarray, origins: np.ndarray, called: np.ndarray, side: int, ready: Callable[[int], None]
+    ) -> PhotoLines:
+        """Lines of ``planes`` ((3, H, W) uint8 RGB at model scale) within ``REACH`` window sides of the
+        windows ``called`` (indices into ``origins``), looked for over each connected stretch of them
+        at once; ``ready(rows)`` waits until the first ``rows`` rows of ``planes`` are made."""
+        height, width = planes.shape[1:]
+        cell = max(1, side // 8)  # the stretches are drawn on a coarse grid, rounded outwards
+        reach = round(REACH * side)
+        grid = np.zeros((-(-height // cell), -(-width // cell)), np.uint8)
+        for x, y in np.rint(origins[called]).astype(np.intp):
+            top, left = max(0, y - reach) // cell, max(0, x - reach) // cell
+            grid[top : -(-(y + side + reach) // cell), left : -(-(x + side + reach) // cell)] = 1
+        count, _, stats, _ = cv2.connectedComponentsWithStats(grid)
+        found = [np.zeros((0, 4), np.int32)]
+        for left, top, cells_wide, cells_high, _ in stats[1:count]:
+            x0, y0 = left * cell, top * cell
+            x1, y1 = min(width, (left + cells_wide) * cell), min(height, (top + cells_high) * cell)
+            ready(y1)
+            rgb = np.ascontiguousarray(planes[:, y0:y1, x0:x1].transpose(1, 2, 0))
+            found.append(line_segments(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), side) + np.array([x0, y0, x0, y0]))
+        return cls(np.concatenate(found).astype(np.int32), origins, side)
+
+    def through(self, window: int) -> np.ndarray:
+        """(K, 4) the parts of the lines inside window number ``window``, in its own pixels."""
+        x, y = (int(v) for v in np.rint(self.origins[window]))
+        inside = []
+        for x0, y0, x1, y1 in self.segments:
+            crosses, start, end = cv2.clipLine((x, y, self.side, self.side), (int(x0), int(y0)), (int(x1), int(y1)))
+            if crosses:
+                inside.append((start[0] - x, start[1] - y, end[0] - x, end[1] - y))
+        return np.array(inside, np.int32).reshape(-1, 4)
 
 
 @dataclass(frozen=True)
@@ -49,17 +97,16 @@ class LineCheck:
     threshold: float
 
 
-def line_segments(gray: np.ndarray) -> np.ndarray:
-    """(K, 4) x0, y0, x1, y1 of the long straight lines of a grey window (uint8, square)."""
-    side = gray.shape[0]
+def line_segments(gray: np.ndarray, side: int | None = None) -> np.ndarray:
+    """(K, 4) x0, y0, x1, y1 of the long straight lines of a grey window (uint8, square), or of a grey
+    part of a photo at model scale, measured against windows of ``side`` pixels."""
+    side = side or gray.shape[0]
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, round(TOP_HAT * side)) | 1,) * 2)
     length = max(8, round(MIN_LENGTH * side))
     found = []
     for operation in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):  # dark grooves, then light ridges
-        hat = cv2.morphologyEx(gray, operation, kernel, borderType=cv2.BORDER_REPLICATE).astype(np.float32)
-        median = float(np.median(hat))
-        spread = MAD_TO_SIGMA * float(np.median(np.abs(hat - median))) + 1e-3
-        marked = hat > median + NOISE_LEVELS * spread
+        hat = cv2.morphologyEx(gray, operation, kernel, borderType=cv2.BORDER_REPLICATE)
+        marked = _marked(hat, side)
         lines = cv2.HoughLinesP(
             marked.astype(np.uint8) * 255,
             1,
@@ -71,6 +118,39 @@ def line_segments(gray: np.ndarray) -> np.ndarray:
         if lines is not None:
             found += [segment for segment in lines.reshape(-1, 4) if _ruled(marked, segment)]
     return np.array(found, np.int32).reshape(-1, 4)
+
+
+def _marked(hat: np.ndarray, side: int) -> np.ndarray:
+    """Pixels of a top-hat ``NOISE_LEVELS`` noise σ above the median of their tile of ``side`` pixels
+    (square tiles from the top left): the noise level of a surface changes across a photo."""
+    marked = np.empty(hat.shape, bool)
+    for top in range(0, hat.shape[0], side):
+        for left in range(0, hat.shape[1], side):
+            tile = hat[top : top + side, left : left + side]
+            median, deviation = _median_and_deviation(tile)
+            marked[top : top + side, left : left + side] = tile > median + NOISE_LEVELS * (
+                MAD_TO_SIGMA * deviation + 1e-3
+            )
+    return marked
+
+
+def _median_and_deviation(image: np.ndarray) -> tuple[float, float]:
+    """The median of a uint8 image and the median absolute deviation from it, as ``np.median`` gives
+    them, from the image's histogram (a tenth of the time of sorting its pixels)."""
+    levels = np.arange(256)
+    counts = np.bincount(image.ravel(), minlength=256)
+    median = _sorted_median(levels, counts)
+    deviations = np.abs(levels - median)
+    order = np.argsort(deviations, kind="stable")
+    return median, _sorted_median(deviations[order], counts[order])
+
+
+def _sorted_median(values: np.ndarray, counts: np.ndarray) -> float:
+    """The median of ``values`` (ascending) each repeated ``counts`` times."""
+    total = np.cumsum(counts)
+    n = int(total[-1])
+    low, high = np.searchsorted(total, [(n - 1) // 2, n // 2], side="right")
+    return (float(values[low]) + float(values[high])) / 2
 
 
 def _ruled(marked: np.ndarray, segment: np.ndarray) -> bool:
@@ -103,32 +183,35 @@ def without_lines(rgb: np.ndarray, segments: np.ndarray) -> np.ndarray:
     return cv2.inpaint(rgb, band, 3, cv2.INPAINT_TELEA).transpose(2, 0, 1)
 
 
-def erase_lines(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The windows of ``batch`` ((n, 3, S, S) uint8) that hold long straight lines, with the lines painted
-    out, and their indices in ``batch``."""
-    erased, which = [], []
-    for i, window in enumerate(batch):
-        rgb = np.ascontiguousarray(window.transpose(1, 2, 0))
-        segments = line_segments(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        if len(segments):
-            erased.append(without_lines(rgb, segments))
-            which.append(i)
-    side = batch.shape[-1]
-    return np.stack(erased) if erased else np.zeros((0, 3, side, side), np.uint8), np.array(which, np.intp)
-
-
-def checked_probs(predictor: Predictor, batch: np.ndarray, probs: np.ndarray, check: LineCheck) -> np.ndarray:
-    """``probs`` of ``batch`` (as ``predictor`` gave them) after the line check: a window called crack that
-    holds long straight lines takes the probabilities of its classification without them where its crack
-    probability is then lower."""
+def checked_probs(
+    predictor: Predictor,
+    probs: np.ndarray,
+    check: LineCheck,
+    inputs: Callable[[np.ndarray], np.ndarray],
+    photo_lines: PhotoLines | None = None,
+    batch: int = 64,
+) -> np.ndarray:
+    """``probs`` of a photo's windows (as ``predictor`` gave them) after the line check.  A window called
+    crack is fetched again as the model reads it (``inputs(indices)``: (n, 3, S, S) uint8) and, where it
+    holds long straight lines of its own or of ``photo_lines`` running through it, takes the
+    probabilities of its classification without them where its crack probability is then lower."""
     called = np.flatnonzero(probs[:, check.crack] >= check.threshold)
-    if not len(called):
-        return probs
-    erased, which = erase_lines(batch[called])
-    if not len(which):
-        return probs
-    again = predictor.predict(erased)
-    rows = called[which]
-    lower = again[:, check.crack] < probs[rows, check.crack]
-    probs[rows[lower]] = again[lower]
+    for start in range(0, len(called), batch):
+        chunk = called[start : start + batch]
+        erased, which = [], []
+        for index, window in zip(chunk, inputs(chunk), strict=True):
+            rgb = np.ascontiguousarray(window.transpose(1, 2, 0))
+            if photo_lines is None:
+                segments = line_segments(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+            else:
+                segments = photo_lines.through(int(index))
+            if len(segments):
+                erased.append(without_lines(rgb, segments))
+                which.append(index)
+        if not which:
+            continue
+        again = predictor.predict(np.stack(erased))
+        rows = np.array(which, np.intp)
+        lower = again[:, check.crack] < probs[rows, check.crack]
+        probs[rows[lower]] = again[lower]
     return probs
