@@ -5,10 +5,12 @@ Runtime on the same number of windows with the same model and threads: the unavo
 run as the command a user would type, alternately (floor, scan, floor, scan …) after a warm-up of
 each, so a drifting machine affects both alike; the figures are medians, the ratio is the median of
 the per-pair ratios.  Then, in process, the CPU side of the scan alone: the same job with a predictor
-that costs nothing, which is what a GPU would leave, with one and more photos per stage (``--workers``).
+that costs nothing, which is what a GPU would leave, with one and more photos per stage (``--workers``),
+without the line check (whose work follows the real model's decisions).
 
     python benchmarks/scan_vs_floor.py [--model models/crack-default.onnx]
         [--photo sample_images/images/synth_0100.jpg] [--folder 12] [--runs 5] [--device cuda --batch 256]
+        [--no-line-check]
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="for both the floor and the scan")
     parser.add_argument("--batch", type=int, default=64, help="windows per inference call, both")
     parser.add_argument("--workers", default="1,2", help="photos per stage of the CPU-side runs, comma-separated")
+    parser.add_argument("--no-line-check", action="store_true", help="scan as `crack scan --no-line-check` does")
     args = parser.parse_args()
 
     predictor = OnnxPredictor(args.model, "cpu")
@@ -116,7 +119,7 @@ def main() -> None:
             floor = [sys.executable, str(FLOOR), str(args.model), *floor_inputs, *floor_args]
             scan = [sys.executable, "-m", "crackcli", "scan", *scan_inputs, "--model", str(args.model)]
             scan += ["--out", str(Path(tmp) / "out"), "--force", "--quiet", "--device", args.device]
-            scan += ["--batch", str(args.batch)]
+            scan += ["--batch", str(args.batch)] + (["--no-line-check"] if args.no_line_check else [])
             floor_s, scan_s, ratio = compare(floor, scan, args.runs)
             per = len(floor_inputs)
             print(
@@ -125,7 +128,9 @@ def main() -> None:
             )
 
         for workers in (int(w) for w in args.workers.split(",")):
-            options = ScanOptions(force=True, workers=workers)
+            # Without the line check: with every window called crack it would search the whole photo, while
+            # its real share follows the model's decisions (it is in the whole-process figures above).
+            options = ScanOptions(force=True, workers=workers, line_check=False)
             job = ScanJob(FreePredictor(predictor), options, Path(tmp) / "free")  # type: ignore[arg-type]
             job.run([(Path(photos[0]), "warm-up")])
             start = time.perf_counter()
