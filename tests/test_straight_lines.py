@@ -16,9 +16,9 @@ from crackcli.scan.patches import patch_probs
 from crackcli.scan.straight_lines import (
     LineCheck,
     PhotoLines,
-    _median_and_deviation,
     checked_probs,
     line_segments,
+    tile_medians,
     without_lines,
 )
 
@@ -89,12 +89,14 @@ def test_only_windows_called_crack_are_checked_and_only_lowered():
     np.testing.assert_allclose(after.sum(axis=1), 1, atol=1e-6)
 
 
-def test_medians_from_the_histogram_are_numpys():
+def test_medians_from_the_histograms_are_numpys():
     rng = np.random.default_rng(0)
-    for _ in range(300):
-        image = rng.integers(0, rng.integers(1, 257), rng.integers(1, 500)).astype(np.uint8)
-        median = np.median(image.astype(float))
-        assert _median_and_deviation(image) == (median, np.median(np.abs(image - median)))
+    tiles = [rng.integers(0, rng.integers(1, 257), rng.integers(1, 500)).astype(np.uint8) for _ in range(300)]
+    tiles += [np.full(7, 9, np.uint8), np.array([0, 255], np.uint8)]
+    median, deviation = tile_medians(np.stack([np.bincount(tile, minlength=256) for tile in tiles]))
+    for tile, m, d in zip(tiles, median, deviation, strict=True):
+        assert m == np.median(tile.astype(float))
+        assert d == np.median(np.abs(tile - m))
 
 
 class DarkPixelPredictor:
