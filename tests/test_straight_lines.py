@@ -1,7 +1,9 @@
 """The straight-line check of `crack scan`: ruled lines (joints, paint edges) taken out of crack windows,
 cracks left alone."""
 
+import csv
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,8 +12,10 @@ from helpers import write_photo
 
 from crackcli.data.painting import paint_crack_with_mask
 from crackcli.data.tiling import Window
+from crackcli.io.images import write_image
 from crackcli.model.meta import ModelMeta
 from crackcli.scan.api import ScanOptions, scan_photos
+from crackcli.scan.job import ScanJob
 from crackcli.scan.patches import patch_probs
 from crackcli.scan.straight_lines import (
     LineCheck,
@@ -144,12 +148,51 @@ def test_a_joint_only_crossing_a_windows_corner_is_found_from_the_photo_around_i
 def test_the_scan_paints_out_a_joint_where_it_only_crosses_a_corner():
     rgb = photo_with_joint()
     predictor = DarkPixelPredictor()
-    before = patch_probs(predictor, rgb, (300, 200), WINDOWS, 8)
-    assert before[:, 0].tolist() == [1, 1, 0]
-    after = patch_probs(predictor, rgb, (300, 200), WINDOWS, 8, check=LineCheck(0, 0.5))
+    before, unchecked = patch_probs(predictor, rgb, (300, 200), WINDOWS, 8)
+    assert before[:, 0].tolist() == [1, 1, 0] and not unchecked.any()
+    after, cleared = patch_probs(predictor, rgb, (300, 200), WINDOWS, 8, check=LineCheck(0, 0.5))
     assert after[0, 0] < 0.5 and after[1, 0] < 0.5
     assert after[2, 0] == 0
+    assert cleared.tolist() == [True, True, False]
     np.testing.assert_allclose(after.sum(axis=1), 1, atol=1e-6)
+
+
+class DarkPixelScanner(DarkPixelPredictor):
+    """The stand-in as a scan job's predictor (CPU, patch mode)."""
+
+    dense, scan_mode, on_gpu, fallback = False, "patch", False, None
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+
+    def describe(self) -> str:
+        return "dark pixels"
+
+    def ready(self) -> None:
+        pass
+
+
+def test_reports_and_the_job_table_name_the_windows_the_check_cleared(tmp_path):
+    photo = tmp_path / "joint.png"
+    write_image(photo, photo_with_joint())
+    (tmp_path / "stand-in.onnx").write_bytes(b"hashed only")
+    out = tmp_path / "out"
+    options = ScanOptions(out=out, patch=96, stride=48, overlay=False)
+    ScanJob(DarkPixelScanner(tmp_path / "stand-in.onnx"), options, out).run([(photo, "joint")])  # type: ignore[arg-type]
+    report = json.loads((out / "joint.json").read_text())
+    cleared = [w for w in report["windows"] if w.get("line_check_cleared")]
+    assert cleared and all(w["probs"][0] < 0.5 for w in cleared)
+    assert report["summary"]["line_check_cleared"] == len(cleared)
+    assert report["summary"]["crack_windows"] == 0  # the joint was all the stand-in saw
+    with (out / "summary.csv").open(newline="") as table:
+        assert [row["line_check_cleared"] for row in csv.DictReader(table)] == [str(len(cleared))]
+
+    unchecked = ScanOptions(out=out, patch=96, stride=48, overlay=False, line_check=False)
+    ScanJob(DarkPixelScanner(tmp_path / "stand-in.onnx"), unchecked, out).run([(photo, "joint")])  # type: ignore[arg-type]
+    report = json.loads((out / "joint.json").read_text())
+    assert report["summary"]["line_check_cleared"] is None
+    assert report["summary"]["crack_windows"] == len(cleared)
+    assert not any("line_check_cleared" in w for w in report["windows"])
 
 
 def test_scan_reports_whether_it_checked_lines_and_redoes_reports_made_otherwise(crack_model, tmp_path):

@@ -25,6 +25,7 @@ SUMMARY_FIELDS = (
     "crack_windows",
     "crack_fraction",
     "max_crack_prob",
+    "line_check_cleared",
     "regions",
     "region_boxes",
     "crack_length_px",
@@ -42,7 +43,7 @@ SUMMARY_FIELDS = (
     "seconds",
 )
 _NUMBERS = frozenset(
-    ("width", "height", "windows", "crack_windows", "crack_fraction", "max_crack_prob", "regions")
+    ("width", "height", "windows", "crack_windows", "crack_fraction", "max_crack_prob", "line_check_cleared", "regions")
     + ("crack_length_px", "max_width_px", "crack_length_mm", "max_width_mm")
     + ("latitude", "longitude", "altitude", "seconds")
 )
@@ -63,6 +64,7 @@ def summary_row(report: dict[str, Any], status: str) -> dict[str, Any]:
         "crack_windows": summary["crack_windows"],
         "crack_fraction": summary["crack_fraction"],
         "max_crack_prob": summary["max_crack_prob"],
+        "line_check_cleared": summary.get("line_check_cleared"),
         "regions": len(summary["regions"]),
         "region_boxes": json.dumps([[*r["bbox"], r["max_prob"]] for r in summary["regions"]]),
         "crack_length_px": traced.get("length_px"),

@@ -70,8 +70,8 @@ from crackcli.scan.windows import (
 )
 
 # What a report holds, beyond the version string: raised when that changes (2: EXIF, thumbnail, regions
-# of tiles), so a report of an earlier format is made again rather than kept as if it were current.
-REPORT_FORMAT = 2
+# of tiles; 3: the windows the line check cleared), so a report of an earlier format is made again rather than kept as if it were current.
+REPORT_FORMAT = 3
 PAGE_INTERVAL_S = 10.0  # the job's table, page and map are rewritten at most this often while it runs
 PAGE_SHARE_INVERSE = 20  # ... and never more than 1/20 of the time goes into rewriting them
 MAX_AUTO_WORKERS = 4  # photos per stage chosen on a GPU machine: each holds a decoded photo in memory
@@ -437,6 +437,9 @@ class ScanJob:
             region_max_side(settings.patch),
         )
         summary = summarize(crack, options.threshold, regions)
+        # windows the network called crack that the line check did not (None: it did not run)
+        cleared = scores.cleared if scores.mode == "patch" and options.line_check else None
+        summary["line_check_cleared"] = None if cleared is None else int(cleared.sum())
         outputs = {"report": str(self._report_path(stem)), "heatmap": str(out / f"{stem}_heatmap.png")}
         tracing = time.perf_counter()
         extractor = self.extractor
@@ -476,8 +479,13 @@ class ScanJob:
             "line_check": scores.mode == "patch" and options.line_check,
             "heatmap_cell": cell,
             "windows": [
-                {"x": w.x, "y": w.y, "size": w.size, "probs": row}
-                for w, row in zip(scores.windows, np.round(scores.probs.astype(np.float64), 4).tolist())
+                {"x": w.x, "y": w.y, "size": w.size, "probs": row, **({"line_check_cleared": True} if lowered else {})}
+                for w, row, lowered in zip(
+                    scores.windows,
+                    np.round(scores.probs.astype(np.float64), 4).tolist(),
+                    np.zeros(len(scores.windows), bool) if cleared is None else cleared,
+                    strict=True,
+                )
             ],
             "summary": summary,
             "outputs": outputs,

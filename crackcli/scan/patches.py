@@ -59,15 +59,17 @@ def patch_probs(
     batch: int,
     prepared: ModelScale | None = None,
     check: LineCheck | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities (len(windows), C) of ``windows`` (photo pixels, one size) of a photo of
     ``photo_size`` whose pixels are ``rgb`` (the photo, or a reduced decode of it), after the model's
     minimum filter; from ``prepared`` (``model_scale`` of these pixels for these windows) where given;
-    after the straight-line ``check`` where given (``scan.straight_lines``)."""
+    after the straight-line ``check`` where given (``scan.straight_lines``).  With them, which windows
+    the check took from crack to not crack (all False without a check)."""
     size, min_filter_px = predictor.meta.image_size, predictor.meta.min_filter_px
     probs = np.empty((len(windows), len(predictor.meta.classes)), np.float32)
+    cleared = np.zeros(len(windows), bool)
     if not windows:
-        return probs
+        return probs, cleared
     side = windows[0].size
     factor = rgb.shape[1] / photo_size[0]  # below 1 for a reduced decode
     scaled = prepared or model_scale(predictor.meta, rgb, photo_size, side)
@@ -108,7 +110,8 @@ def patch_probs(
             if scaled is not None and len(called):
                 photo_lines = PhotoLines.near(scaled.planes, origins, called, size, scaled.ready)
             probs = checked_probs(predictor, probs, check, inputs, photo_lines, batch)
-    return probs
+            cleared[called] = probs[called, check.crack] < check.threshold
+    return probs, cleared
 
 
 class ModelScale:

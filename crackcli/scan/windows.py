@@ -87,6 +87,7 @@ class WindowScores:
     windows: list[Window]
     probs: np.ndarray  # (len(windows), C) float32, in the model's class order
     mode: str  # the mode that produced them: patch or dense
+    cleared: np.ndarray | None = None  # (len(windows),) bool: called crack, then not after the line check
 
 
 def scan_grid(width: int, height: int, settings: ScanSettings) -> list[Window]:
@@ -164,8 +165,8 @@ def scan_image(
     if _scored_dense(predictor, photo_size, settings, mode):
         rgb = keep_thin_dark(rgb, predictor.meta.min_filter_px)
         return WindowScores(windows, dense_probs(predictor, rgb, photo_size, windows, settings.patch), "dense")
-    probs = patch_probs(predictor, rgb, photo_size, windows, settings.batch, prepared, settings.line_check)
-    return WindowScores(windows, probs, "patch")
+    probs, cleared = patch_probs(predictor, rgb, photo_size, windows, settings.batch, prepared, settings.line_check)
+    return WindowScores(windows, probs, "patch", cleared)
 
 
 def prepare_patches(
