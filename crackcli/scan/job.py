@@ -70,7 +70,8 @@ from crackcli.scan.windows import (
 )
 
 # What a report holds, beyond the version string: raised when that changes (2: EXIF, thumbnail, regions
-# of tiles; 3: the windows the line check cleared), so a report of an earlier format is made again rather than kept as if it were current.
+# of tiles; 3: the windows the line check cleared), so a report of an earlier format is made again
+# rather than kept as if it were current.
 REPORT_FORMAT = 3
 PAGE_INTERVAL_S = 10.0  # the job's table, page and map are rewritten at most this often while it runs
 PAGE_SHARE_INVERSE = 20  # ... and never more than 1/20 of the time goes into rewriting them
