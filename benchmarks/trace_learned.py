@@ -197,6 +197,12 @@ def main() -> None:
     parser.add_argument(
         "--width-threshold", type=float, help="probability of the pixels widths are measured from (trace_widths.py)"
     )
+    parser.add_argument(
+        "--min-length",
+        type=int,
+        default=MIN_COMPONENT,
+        help="px: the shortest crack the exported file keeps (checkpoints are chosen at MIN_COMPONENT)",
+    )
     args = parser.parse_args()
     low, middle, high = (int(w) for w in args.widths.split(","))
     widths = (low, middle, high)
@@ -239,7 +245,7 @@ def main() -> None:
             "selection_pixel_f": round(score, 4),
             "recipe": "benchmarks/trace_learned.py",
         }
-        export_tracer(model, args.export, threshold, MIN_COMPONENT, training, width_threshold=args.width_threshold)
+        export_tracer(model, args.export, threshold, args.min_length, training, width_threshold=args.width_threshold)
         print(f"tracer file {args.export}")
 
 
