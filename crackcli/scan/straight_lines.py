@@ -3,18 +3,20 @@
 Formwork and planking joints, expansion joints, the edges of road paint and of kerbs are thin, dark (or
 light) and straight, and a texture classifier that finds thin cracks calls them crack: the default
 model called two thirds of the windows of drone photos that hold a joint and no crack crack.  A crack
-is almost never straight over most of a window.  So each window called crack is looked at again, as
-the model sees it (its input, after the model's minimum filter and shrink): lines darker or lighter
-than their surroundings (top-hats, thresholded at the window's own noise level) that are straight
-(a probabilistic Hough transform) over at least ``MIN_LENGTH`` of the window, and as even as a ruled
-line (centre and width barely moving along it), are painted out (OpenCV's inpainting from the pixels
-beside them) and the window is classified again.  Its crack probability is
-the lower of the two: what is left of a crack beside or across a joint is still found; a crack that
-runs straight along most of a window, or along a joint, is not.
+is almost never straight over most of a window.  So the photo around the windows called crack is
+looked at as the model sees it (at model scale, after the model's minimum filter): lines darker or
+lighter than their surroundings (top-hats, thresholded at the noise level of each window-sized tile)
+that are straight (a probabilistic Hough transform) over at least ``MIN_LENGTH`` of a window, and as
+even as a ruled line (centre and width barely moving along it).  A joint runs on beyond the window,
+so it is found even where it only crosses a window's corner.  Where such lines run through a window
+called crack they are painted out (OpenCV's inpainting from the pixels beside them) and the window is
+classified again; its crack probability is the lower of the two: what is left of a crack beside or
+across a joint is still found; a crack that runs straight along most of a window, or along a joint,
+is not.  Windows with no pixels at model scale to look around (enlarged ones) are looked at alone.
 
-All sizes are shares of the model's input side, so the check sees a window as the model does whatever
-the photo's resolution.  Its settings were chosen on the field selection sets and ccic/val
-(docs/BENCHMARKS.md, "The line check").
+All sizes are shares of the model's input side, so the check sees a photo as the model does whatever
+its resolution.  Its settings were chosen on the field selection sets and ccic/val (docs/BENCHMARKS.md,
+"The line check" and "Lines beyond the window").
 """
 
 from __future__ import annotations
