@@ -137,7 +137,12 @@ def test_a_joint_only_crossing_a_windows_corner_is_found_from_the_photo_around_i
     assert len(line_segments(gray_window(rgb, WINDOWS[0])))
     assert len(line_segments(gray_window(rgb, WINDOWS[1]))) == 0  # too short to be a line within the window
     origins = np.array([(w.x, w.y) for w in WINDOWS], np.float64)
-    lines = PhotoLines.near(planes(rgb), origins, np.array([0, 1]), 96, lambda rows: None)
+    waited: list[int] = []
+    lines = PhotoLines.near(planes(rgb), origins, np.array([0, 1]), 96, waited.append)
+    assert max(waited) == 200  # the rows below the windows (half a window) were made before being read
+    waited.clear()
+    PhotoLines.near(planes(rgb), origins, np.array([2]), 96, waited.append)
+    assert waited == [144]  # a window at the top: 96 rows and half a window below, no more
     piece = lines.through(1)
     assert len(piece)
     assert 25 < max(np.hypot(s[2] - s[0], s[3] - s[1]) for s in piece) < 50
