@@ -3,6 +3,7 @@
 Needs the `chromium` Debian package (`.ci/run` installs it where it is missing); skipped without it.
 """
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -136,7 +137,9 @@ def test_the_table_sorts_filters_and_opens_a_photo_with_its_regions(scanned, bro
     assert dialog.is_visible() and dialog.locator("h2").inner_text().endswith(cracked[0])
     visit.wait_until("document.querySelector('#detail-picture img').naturalWidth > 0")
     assert dialog.locator(".box").count() == regions >= 1
-    assert "crack windows" in dialog.locator("dl").inner_text()
+    facts = dialog.locator("dl").inner_text()
+    assert "crack windows" in facts
+    assert re.search(r"cleared by the line check\s+\d+ windows?", facts)
     assert visit.messages == []
     visit.close()
 

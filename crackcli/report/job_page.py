@@ -53,6 +53,7 @@ def _photo(row: dict[str, Any], folder: Path) -> dict[str, Any]:
         "crack": row.get("crack_windows"),
         "fraction": row.get("crack_fraction"),
         "max": row.get("max_crack_prob"),
+        "cleared": row.get("line_check_cleared"),
         "regions": region_boxes(row),
         "length": _measured(row, "crack_length", 1),
         "width": _measured(row, "max_width", 2),
