@@ -116,8 +116,8 @@ def scan(
         bool,
         typer.Option(
             "--line-check/--no-line-check",
-            help="Classify crack windows again with long straight lines (joints, paint edges) taken out; "
-            "--no-line-check where cracks run straight or along joints.",
+            help="Classify crack windows again with the long straight lines (joints, paint edges) of the photo "
+            "around them taken out; --no-line-check where cracks run straight or along joints.",
         ),
     ] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
