@@ -438,8 +438,7 @@ class ScanJob:
             region_max_side(settings.patch),
         )
         summary = summarize(crack, options.threshold, regions)
-        # windows the network called crack that the line check did not (None: it did not run)
-        cleared = scores.cleared if scores.mode == "patch" and options.line_check else None
+        cleared = scores.cleared  # windows the network called crack that the line check did not; None: not run
         summary["line_check_cleared"] = None if cleared is None else int(cleared.sum())
         outputs = {"report": str(self._report_path(stem)), "heatmap": str(out / f"{stem}_heatmap.png")}
         tracing = time.perf_counter()
@@ -477,7 +476,7 @@ class ScanJob:
             "stride": settings.stride,
             "mode": scores.mode,
             "threshold": options.threshold,
-            "line_check": scores.mode == "patch" and options.line_check,
+            "line_check": cleared is not None,
             "heatmap_cell": cell,
             "windows": [
                 {"x": w.x, "y": w.y, "size": w.size, "probs": row, **({"line_check_cleared": True} if lowered else {})}

@@ -87,7 +87,8 @@ class WindowScores:
     windows: list[Window]
     probs: np.ndarray  # (len(windows), C) float32, in the model's class order
     mode: str  # the mode that produced them: patch or dense
-    cleared: np.ndarray | None = None  # (len(windows),) bool: called crack, then not after the line check
+    # (len(windows),) bool: called crack, then not after the line check; None where the check did not run
+    cleared: np.ndarray | None = None
 
 
 def scan_grid(width: int, height: int, settings: ScanSettings) -> list[Window]:
@@ -166,7 +167,7 @@ def scan_image(
         rgb = keep_thin_dark(rgb, predictor.meta.min_filter_px)
         return WindowScores(windows, dense_probs(predictor, rgb, photo_size, windows, settings.patch), "dense")
     probs, cleared = patch_probs(predictor, rgb, photo_size, windows, settings.batch, prepared, settings.line_check)
-    return WindowScores(windows, probs, "patch", cleared)
+    return WindowScores(windows, probs, "patch", None if settings.line_check is None else cleared)
 
 
 def prepare_patches(
