@@ -7,7 +7,7 @@ the training run.
 
 ``read_properties`` reads them straight from the protobuf encoding, so a scan can size its windows
 and start decoding photos while the whole file is still being checked (``onnx_files.load_checked``,
-which imports onnx: about 0.1 s) on another thread.  It only reads strings; the full check decides
+which imports onnx: about 0.2 s) on another thread.  It only reads strings; the full check decides
 whether the file is used at all, and compares its own reading of the properties with this one.
 """
 
