@@ -82,9 +82,7 @@ def _bands(within: np.ndarray | None, height: int) -> list[tuple[int, int]]:
     """(start, end) of the bands of rows run one after the other: at most TILE_PX rows, each ending at the
     last row before TILE_PX where ``within`` changes from one row to the next, when there is one after
     SHORTEST_BAND of TILE_PX; at every TILE_PX rows without ``within``."""
-    if within is None:
-        return [(y, min(height, y + TILE_PX)) for y in range(0, height, TILE_PX)]
-    changes = np.flatnonzero(np.any(within[1:] != within[:-1], axis=1)) + 1
+    changes = np.empty(0, np.int64) if within is None else np.flatnonzero(np.any(within[1:] != within[:-1], axis=1)) + 1
     shortest = int(SHORTEST_BAND * TILE_PX)
     bands, y = [], 0
     while y < height:
