@@ -3,6 +3,7 @@ cracks left alone."""
 
 import csv
 import json
+import threading
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,7 @@ from crackcli.scan.job import ScanJob
 from crackcli.scan.patches import patch_probs
 from crackcli.scan.straight_lines import (
     LineCheck,
+    LineSearch,
     PhotoLines,
     checked_probs,
     line_segments,
@@ -148,6 +150,53 @@ def test_a_joint_only_crossing_a_windows_corner_is_found_from_the_photo_around_i
     assert 25 < max(np.hypot(s[2] - s[0], s[3] - s[1]) for s in piece) < 50
     assert all(abs(y - (100 + 99 / 299 * (x + 120)) + 56) < 3 for s in piece for x, y in (s[:2], s[2:]))
     assert len(lines.through(2)) == 0
+
+
+def photo_with_joints() -> tuple[np.ndarray, np.ndarray]:
+    """A 480×480 surface with three joints far apart, and the origins of its 96 px windows every 48 px."""
+    rgb = surface(5, 480, 480)
+    for start, end in [((0, 40), (200, 90)), ((300, 10), (330, 200)), ((20, 300), (470, 420))]:
+        cv2.line(rgb, start, end, (70, 70, 70), 2)
+    origins = np.array([(x, y) for y in range(0, 385, 48) for x in range(0, 385, 48)], np.float64)
+    return rgb, origins
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lines_searched_while_windows_are_scored_are_those_searched_after_the_last(seed):
+    rgb, origins = photo_with_joints()
+    rng = np.random.default_rng(seed)
+    called = rng.random(len(origins)) < 0.3
+    at_once = PhotoLines.near(planes(rgb), origins, np.flatnonzero(called), 96, lambda rows: None)
+    assert len(at_once.segments)
+    order = rng.permutation(len(origins)) if seed % 2 else np.arange(len(origins))
+    with LineSearch(planes(rgb), origins, 96, lambda rows: None) as search:
+        step = int(rng.integers(1, 20))
+        for start in range(0, len(order), step):
+            chunk = order[start : start + step]
+            search.scored(chunk, called[chunk])
+        found = search.lines()
+    assert sorted(map(tuple, found.segments.tolist())) == sorted(map(tuple, at_once.segments.tolist()))
+    for window in range(len(origins)):
+        assert sorted(map(tuple, found.through(window).tolist())) == sorted(
+            map(tuple, at_once.through(window).tolist())
+        )
+
+
+def test_a_stretch_is_searched_before_the_windows_below_it_are_scored():
+    rgb, origins = photo_with_joints()
+    searched = threading.Event()
+    with LineSearch(planes(rgb), origins, 96, lambda rows: searched.set()) as search:
+        top_row = np.flatnonzero(origins[:, 1] == 0)
+        search.scored(top_row, origins[top_row, 0] == 96)  # one window called crack at the top
+        assert not searched.is_set()  # the windows of the next rows could still join its stretch
+        for y in (48, 96, 144, 192):
+            row = np.flatnonzero(origins[:, 1] == y)
+            search.scored(row, np.zeros(len(row), bool))
+        assert searched.wait(10)  # out of reach of every window left: looked at now, on its own thread
+        rest = np.flatnonzero(origins[:, 1] > 192)
+        search.scored(rest, np.zeros(len(rest), bool))
+        lines = search.lines()
+    assert len(lines.through(int(np.flatnonzero((origins == (96, 0)).all(axis=1))[0])))
 
 
 def test_the_scan_paints_out_a_joint_where_it_only_crosses_a_corner():

@@ -24,12 +24,13 @@ from types import TracebackType
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from crackcli.data.preprocess import fit_patch, keep_thin_dark
 from crackcli.data.tiling import Window, crop
 from crackcli.model.meta import ModelMeta
 from crackcli.model.predictors import Predictor
-from crackcli.scan.straight_lines import LineCheck, PhotoLines, checked_probs
+from crackcli.scan.straight_lines import LineCheck, LineSearch, checked_probs
 
 BAND_ROWS = 512  # photo rows shrunk at a time: about 10 bands for a 6000-row photo
 
@@ -99,16 +100,27 @@ def patch_probs(
             out[~on_grid] = next(_resized(rgb, off, size, len(off), min_filter_px))
         return out
 
-    with scaled or nullcontext():
+    # The line check looks for lines around the windows called crack while the others are classified.
+    search = LineSearch(scaled.planes, origins, size, scaled.ready) if check and scaled is not None else None
+
+    def classify(chosen: npt.NDArray[np.intp], batches: Iterator[np.ndarray]) -> None:
+        """Classify the windows ``chosen`` (indices), coming as ``batches``, into ``probs``."""
+        start = 0
+        for batch in batches:
+            rows = chosen[start : start + len(batch)]
+            probs[rows] = predictor.predict(batch)
+            start += len(batch)
+            if search is not None and check is not None:
+                search.scored(rows, probs[rows, check.crack] >= check.threshold)
+
+    with scaled or nullcontext(), search or nullcontext():
         if gathered.any():
-            probs[gathered] = _classify(predictor, _gathered(scaled, at[gathered], size, batch))  # type: ignore[arg-type]
+            classify(np.flatnonzero(gathered), _gathered(scaled, at[gathered], size, batch))  # type: ignore[arg-type]
         if len(rest):
-            probs[rest] = _classify(predictor, _resized(rgb, list(cut.values()), size, batch, min_filter_px))
+            classify(rest, _resized(rgb, list(cut.values()), size, batch, min_filter_px))
         if check is not None:
             called = np.flatnonzero(probs[:, check.crack] >= check.threshold)
-            photo_lines = None
-            if scaled is not None and len(called):
-                photo_lines = PhotoLines.near(scaled.planes, origins, called, size, scaled.ready)
+            photo_lines = search.lines() if search is not None else None
             probs = checked_probs(predictor, probs, check, inputs, photo_lines, batch)
             cleared[called] = probs[called, check.crack] < check.threshold
     return probs, cleared
@@ -232,7 +244,3 @@ def filtered_crop(rgb: np.ndarray, window: Window, min_filter_px: int) -> np.nda
     right, bottom = min(width, min(x1, width) + halo), min(height, min(y1, height) + halo)
     region = keep_thin_dark(rgb[top:bottom, left:right], min_filter_px)
     return crop(region, Window(x0 - left, y0 - top, window.size))
-
-
-def _classify(predictor: Predictor, batches: Iterator[np.ndarray]) -> np.ndarray:
-    return np.concatenate([predictor.predict(batch) for batch in batches])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -60,26 +61,11 @@ class PhotoLines:
         cls, planes: np.ndarray, origins: np.ndarray, called: np.ndarray, side: int, ready: Callable[[int], None]
     ) -> PhotoLines:
         """Lines of ``planes`` ((3, H, W) uint8 RGB at model scale) within ``REACH`` window sides of the
-        windows ``called`` (indices into ``origins``), looked for over each connected stretch of them
-        at once; ``ready(rows)`` waits until the first ``rows`` rows of ``planes`` are made."""
-        height, width = planes.shape[1:]
-        cell = max(1, side // 8)  # the stretches are drawn on a coarse grid, rounded outwards
-        reach = round(REACH * side)
-        grid = np.zeros((-(-height // cell), -(-width // cell)), np.uint8)
-        for x, y in np.rint(origins[called]).astype(np.intp):
-            top, left = max(0, y - reach) // cell, max(0, x - reach) // cell
-            grid[top : -(-(y + side + reach) // cell), left : -(-(x + side + reach) // cell)] = 1
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(grid)
-        found = [np.zeros((0, 4), np.int32)]
-        for label, (left, top, cells_wide, cells_high, _) in enumerate(stats[1:count], 1):
-            x0, y0 = left * cell, top * cell
-            x1, y1 = min(width, (left + cells_wide) * cell), min(height, (top + cells_high) * cell)
-            ready(y1)
-            rgb = np.ascontiguousarray(planes[:, y0:y1, x0:x1].transpose(1, 2, 0))
-            stretch = labels[top : top + cells_high, left : left + cells_wide] == label
-            near = np.repeat(np.repeat(stretch, cell, axis=0), cell, axis=1)[: y1 - y0, : x1 - x0]
-            found.append(line_segments(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), side, near) + np.array([x0, y0, x0, y0]))
-        return cls(np.concatenate(found).astype(np.int32), origins, side)
+        windows ``called`` (indices into ``origins``), every window already scored (see ``LineSearch``)."""
+        with LineSearch(planes, origins, side, ready) as search:
+            every = np.arange(len(origins))
+            search.scored(every, np.isin(every, called))
+            return search.lines()
 
     def through(self, window: int) -> np.ndarray:
         """(K, 4) the parts of the lines inside window number ``window``, in its own pixels."""
@@ -90,6 +76,86 @@ class PhotoLines:
             if crosses:
                 inside.append((start[0] - x, start[1] - y, end[0] - x, end[1] - y))
         return np.array(inside, np.int32).reshape(-1, 4)
+
+
+class LineSearch:
+    """Builds a photo's ``PhotoLines`` while its windows are still being classified.
+
+    The lines are looked for over each connected stretch of the windows called crack (with ``REACH``
+    window sides around them, drawn on a coarse grid rounded outwards), at once.  A stretch is looked at,
+    on a thread of its own, as soon as no window still to be scored could reach it: the lines found are
+    the same as when every stretch is looked at after the last window, while the classification of the
+    rest goes on (on a single photo the search used to follow the last window, 10% of the scan's time).
+    ``ready(rows)`` waits until the first ``rows`` rows of ``planes`` are made.
+    """
+
+    def __init__(self, planes: np.ndarray, origins: np.ndarray, side: int, ready: Callable[[int], None]) -> None:
+        self._planes, self._origins, self._side, self._ready = planes, origins, side, ready
+        height, width = planes.shape[1:]
+        self._cell = cell = max(1, side // 8)
+        reach = round(REACH * side)
+        self._reaches = [
+            (
+                slice(max(0, y - reach) // cell, -(-(y + side + reach) // cell)),
+                slice(max(0, x - reach) // cell, -(-(x + side + reach) // cell)),
+            )
+            for x, y in np.rint(origins).astype(np.intp)
+        ]  # each window's cells with the reach around it
+        cells = (-(-height // cell), -(-width // cell))
+        self._called = np.zeros(cells, np.uint8)
+        self._taken = np.zeros(cells, bool)  # cells of the stretches already being looked at
+        self._unscored = np.zeros(cells, np.int32)  # windows not yet scored that reach each cell
+        for reach_cells in self._reaches:
+            self._unscored[reach_cells] += 1
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="line-search")
+        self._found: list[Future] = []
+        self._waiting = False  # whether some cells called crack are not yet being looked at
+
+    def scored(self, windows: np.ndarray, called: np.ndarray) -> None:
+        """Windows (indices) scored now, and which of them (a boolean per window) are called crack."""
+        for window, crack in zip(windows.tolist(), called.tolist(), strict=True):
+            reach_cells = self._reaches[window]
+            self._unscored[reach_cells] -= 1
+            if crack:
+                self._called[reach_cells] = 1
+        self._waiting |= bool(called.any())
+        if self._waiting:  # a stretch waits for the windows around it, called crack or not
+            self._start_settled()
+
+    def lines(self) -> PhotoLines:
+        """The lines near every window called crack (all windows scored by now)."""
+        self._start_settled()
+        segments = [np.zeros((0, 4), np.int32)] + [job.result() for job in self._found]
+        return PhotoLines(np.concatenate(segments).astype(np.int32), self._origins, self._side)
+
+    def _start_settled(self) -> None:
+        """Look at each stretch that no window still to be scored reaches or touches."""
+        reachable = cv2.dilate((self._unscored > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(self._called)
+        for label, (left, top, cells_wide, cells_high, _) in enumerate(stats[1:count], 1):
+            box = (slice(top, top + cells_high), slice(left, left + cells_wide))
+            stretch = labels[box] == label
+            if self._taken[box][stretch].any() or reachable[box][stretch].any():
+                continue
+            self._taken[box] |= stretch
+            self._found.append(self._pool.submit(self._segments, left, top, stretch))
+        self._waiting = bool((self._called.astype(bool) & ~self._taken).any())
+
+    def _segments(self, left: int, top: int, stretch: np.ndarray) -> np.ndarray:
+        """The lines of one stretch (cells ``stretch`` from cell ``left``, ``top``), in model-scale pixels."""
+        cell, (height, width) = self._cell, self._planes.shape[1:]
+        x0, y0 = left * cell, top * cell
+        x1, y1 = min(width, x0 + stretch.shape[1] * cell), min(height, y0 + stretch.shape[0] * cell)
+        self._ready(y1)
+        rgb = np.ascontiguousarray(self._planes[:, y0:y1, x0:x1].transpose(1, 2, 0))
+        near = np.repeat(np.repeat(stretch, cell, axis=0), cell, axis=1)[: y1 - y0, : x1 - x0]
+        return line_segments(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), self._side, near) + np.array([x0, y0, x0, y0])
+
+    def __enter__(self) -> LineSearch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(cancel_futures=True)  # a scan stopped early does not wait for stretches not begun
 
 
 @dataclass(frozen=True)
