@@ -17,6 +17,7 @@ from crackcli.io.images import read_rgb, write_image
 from crackcli.model.predictors import OnnxPredictor
 from crackcli.scan import windows as scan_module
 from crackcli.scan.findings import crack_heatmap, crack_regions
+from crackcli.scan.overlay import viewing_pixels, viewing_size
 from crackcli.scan.windows import ScanSettings, logit_map_tiled, scan_grid, scan_image
 
 runner = CliRunner()
@@ -333,3 +334,16 @@ def test_paths_with_newlines_come_through_stdin_when_nul_separated(photos, tmp_p
     assert lines.returncode == 1  # one path per line splits the odd name: both halves fail, loudly
     no_dash = runner.invoke(app, ["scan", str(odd), "--null"])
     assert no_dash.exit_code == 2 and "--null reads paths from stdin" in no_dash.stderr
+
+
+@pytest.mark.parametrize("shape", [(1403, 1001), (1400, 1000), (2800, 2000), (700, 332)])
+def test_overlay_pixels_are_the_photo_averaged_to_the_viewing_size(shape):
+    # Concrete-like grain blurred as a lens does, and a crack.
+    photo = cv2.GaussianBlur(texture_photo(shape[1], shape[0], sum(shape), (shape[0] // 3,)), (0, 0), 1.5)
+    size = viewing_size(shape[1], shape[0], 320)
+    shown = viewing_pixels(photo, size)
+    direct = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+    assert shown.shape == direct.shape
+    assert np.abs(shown.astype(int) - direct).mean() < 1.0  # halving first moves the picture by under a level
+    plain = np.full((*shape, 3), (40, 150, 220), np.uint8)
+    assert (viewing_pixels(plain, size) == (40, 150, 220)).all()
