@@ -84,8 +84,8 @@ class LineSearch:
     The lines are looked for over each connected stretch of the windows called crack (with ``REACH``
     window sides around them, drawn on a coarse grid rounded outwards), at once.  A stretch is looked at,
     on a thread of its own, as soon as no window still to be scored could reach it: the lines found are
-    the same as when every stretch is looked at after the last window, while the classification of the
-    rest goes on (on a single photo the search used to follow the last window, 10% of the scan's time).
+    the same as when every stretch is looked at after the last window (as the check first did), while
+    the classification of the rest goes on.
     ``ready(rows)`` waits until the first ``rows`` rows of ``planes`` are made.
     """
 
