@@ -11,6 +11,7 @@ from crackcli.data.batches import EpochBatches, PatchDataset, collate
 from crackcli.data.folders import holdout_split, index_folder, limit_per_class, photo_groups
 from crackcli.data.painting import paint_hairline, paint_stains, synthetic_cracks_for
 from crackcli.errors import OptionError, UsageError
+from crackcli.io.images import write_image
 from crackcli.train.config import TrainConfig
 
 
@@ -245,3 +246,29 @@ def test_training_batches_are_the_same_from_forked_and_fork_server_workers(patch
     forked = epochs()
     served = epochs(multiprocessing_context="forkserver", persistent_workers=True)
     assert len(forked) == len(served) and all(torch.equal(a, b) for a, b in zip(forked, served))
+
+
+def test_a_share_of_clean_patches_is_read_at_twice_the_resolution(tmp_path):
+    # A 96 px chequerboard of 8 px squares: read whole at 48 px its squares are 4 px, read finer 8 px.
+    board = np.kron((np.indices((12, 12)).sum(axis=0) % 2) * 200 + 30, np.ones((8, 8))).astype(np.uint8)
+    for label in ("crack", "no_crack"):
+        (tmp_path / label).mkdir()
+        for i in range(6):
+            write_image(tmp_path / label / f"{i}.png", np.repeat(board[..., None], 3, axis=2))
+    samples = index_folder(tmp_path, verify=False).samples
+    clean = [i for i, (_, label) in enumerate(samples) if label == 1]
+
+    def square_side(dataset: PatchDataset, index: int) -> float:
+        row = dataset[(index, 0)][0].numpy()[0, 24].astype(int)
+        return len(row) / (np.count_nonzero(np.diff(row > 115)) + 1)
+
+    whole = PatchDataset(samples, 48)
+    finer = PatchDataset(samples, 48, finer=(1.0, 1))
+    assert all(3.0 < square_side(whole, i) < 5.0 for i in range(len(samples)))
+    assert all(6.0 < square_side(finer, i) < 10.0 for i in clean)
+    crack = [i for i in range(len(samples)) if i not in clean]
+    assert all((finer[(i, 0)][0] == whole[(i, 0)][0]).all() for i in crack)  # crack patches read whole
+    none = PatchDataset(samples, 48, finer=(0.0, 1))
+    assert all((none[(i, 0)][0] == whole[(i, 0)][0]).all() for i in clean)
+    with pytest.raises(UsageError):
+        TrainConfig(data="d", finer_clean=1.5)

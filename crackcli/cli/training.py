@@ -78,6 +78,13 @@ def train(
             "road crack (trained as crack), so a concrete data set also teaches pavement."
         ),
     ] = 0.0,
+    finer_clean: Annotated[
+        float,
+        typer.Option(
+            help="Share of no_crack training patches read at twice the resolution (a random crop of half the "
+            "side), so the model also learns clean surfaces at the scale of windows half the size."
+        ),
+    ] = 0.0,
     ema: Annotated[
         float,
         typer.Option(
@@ -143,6 +150,7 @@ def train(
             synthetic_stains=synthetic_stains,
             synthetic_confusers=synthetic_confusers,
             synthetic_surfaces=synthetic_surfaces,
+            finer_clean=finer_clean,
             ema=ema,
             val_fraction=val_fraction,
             limit_per_class=limit_per_class,

@@ -27,7 +27,12 @@ class Batch(NamedTuple):
 
 class PatchDataset(Dataset):
     """Decoded, resized and (optionally) augmented patches.  Keys are ``(index, epoch)`` pairs so that each
-    sample's augmentation is seeded by (seed, epoch, index) and independent of the worker that loads it."""
+    sample's augmentation is seeded by (seed, epoch, index) and independent of the worker that loads it.
+
+    ``finer`` (share, label): that share of the patches of that class is read at twice the resolution, a
+    random crop of half its sides brought to the input size (after the minimum filter, as a scan reads
+    windows of half the side), so a model also learns the surface at the scale of a finer reading.
+    """
 
     def __init__(
         self,
@@ -37,10 +42,12 @@ class PatchDataset(Dataset):
         seed: int = 0,
         synthetic_cracks: SyntheticCracks | None = None,
         min_filter_px: int = 1,
+        finer: tuple[float, int] | None = None,
     ) -> None:
         self.samples = list(samples)
         self.image_size = image_size
         self.min_filter_px = min_filter_px
+        self.finer = finer
         self.augment = augment
         self.seed = seed
         self.synthetic_cracks = synthetic_cracks
@@ -51,16 +58,27 @@ class PatchDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor | None, int, str | None]:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         path, label = self.samples[index]
+        rng = np.random.default_rng((self.seed, epoch, index))
         try:
-            rgb = fit_patch(read_rgb(path), self.image_size, self.min_filter_px)
+            rgb = read_rgb(path)
         except ImageReadError as exc:
             return None, label, str(exc)
-        rng = np.random.default_rng((self.seed, epoch, index))
+        # No draw without ``finer``: the patches keep the augmentation stream they had before.
+        if self.finer is not None and label == self.finer[1] and rng.random() < self.finer[0]:
+            rgb = _half_crop(rgb, rng)
+        rgb = fit_patch(rgb, self.image_size, self.min_filter_px)
         if self.synthetic_cracks is not None:
             rgb, label = self.synthetic_cracks(rgb, label, rng)
         if self.augment is not None:
             rgb = self.augment(rgb, rng)
         return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))), label, None
+
+
+def _half_crop(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of half the sides of ``rgb``."""
+    height, width = rgb.shape[0] // 2, rgb.shape[1] // 2
+    top, left = int(rng.integers(0, rgb.shape[0] - height + 1)), int(rng.integers(0, rgb.shape[1] - width + 1))
+    return rgb[top : top + height, left : left + width]
 
 
 def collate(items: list[tuple[torch.Tensor | None, int, str | None]]) -> Batch:

@@ -318,15 +318,21 @@ def synthetic_cracks_for(
     classes; None when all shares are 0."""
     if share == 0 and stain_share == 0 and confuser_share == 0 and surface_share == 0:
         return None
+    clean = clean_label(classes, crack_class, "synthetic_cracks")
+    assert crack_class is not None  # checked by clean_label
+    return SyntheticCracks(share, clean, classes.index(crack_class), stain_share, confuser_share, surface_share)
+
+
+def clean_label(classes: tuple[str, ...], crack_class: str | None, option: str) -> int:
+    """The index of the clean class that ``option`` (a training option acting on clean patches) changes:
+    no_crack, or the class beside the crack class when there are two."""
     clean = "no_crack" if "no_crack" in classes else None
     if clean is None and len(classes) == 2 and crack_class in classes:
         clean = classes[1 - classes.index(crack_class)]
     if crack_class is None or crack_class not in classes or clean is None or clean == crack_class:
         raise OptionError(
-            "synthetic_cracks",
-            f"painting needs a crack class and a clean class named no_crack (classes: {', '.join(classes)}); "
+            option,
+            f"needs a crack class and a clean class named no_crack (classes: {', '.join(classes)}); "
             "rename the clean folder to no_crack or pass `crack_class`",
         )
-    return SyntheticCracks(
-        share, classes.index(clean), classes.index(crack_class), stain_share, confuser_share, surface_share
-    )
+    return classes.index(clean)

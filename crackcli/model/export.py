@@ -122,6 +122,7 @@ def training_summary(payload: dict[str, Any]) -> dict[str, Any]:
         "synthetic_stains",
         "synthetic_confusers",
         "synthetic_surfaces",
+        "finer_clean",
         "ema",
         "seed",
     )

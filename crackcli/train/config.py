@@ -42,6 +42,7 @@ class TrainConfig:
     synthetic_stains: float = 0.0  # share of clean training patches given dark blots (staying clean)
     synthetic_confusers: float = 0.0  # share given a joint, marking, grid, edge, tyre mark or streaks (clean)
     synthetic_surfaces: float = 0.0  # share replaced by procedural asphalt, half of it with a road crack
+    finer_clean: float = 0.0  # share of clean training patches read at twice the resolution (half-side crop)
     ema: float = 0.0  # decay of the weight average validated and saved; 0: the raw weights
     val_fraction: float = 0.2
     limit_per_class: int | None = None
@@ -72,6 +73,8 @@ class TrainConfig:
             raise OptionError("ema", "give a decay per step between 0 (off) and 1, e.g. 0.998", self.ema)
         if not 0.0 < self.val_fraction < 1.0:
             raise OptionError("val_fraction", "must be between 0 and 1", self.val_fraction)
+        if not 0.0 <= self.finer_clean <= 1.0:
+            raise OptionError("finer_clean", "must be a share between 0 and 1", self.finer_clean)
         painted = ("synthetic_cracks", "synthetic_stains", "synthetic_confusers", "synthetic_surfaces")
         for name in painted:
             if not 0.0 <= getattr(self, name) <= 1.0:

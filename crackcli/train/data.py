@@ -114,12 +114,15 @@ def make_loader(
     synthetic_cracks: SyntheticCracks | None,
     train: bool,
     min_filter_px: int = 1,
+    clean_label: int | None = None,
 ) -> tuple[EpochBatches, DataLoader]:
-    """The batches of one rank and their loader: augmented and painted for ``train``, in order for validation."""
+    """The batches of one rank and their loader: augmented and painted for ``train`` (``clean_label``: the
+    class ``finer_clean`` reads finer), in order for validation."""
     per_rank = max(1, config.batch // ctx.world)
     augment = build_augment(config.augment) if train else None
     relabel = synthetic_cracks if train else None
-    dataset = PatchDataset(samples, config.image_size, augment, config.seed, relabel, min_filter_px)
+    finer = (config.finer_clean, clean_label) if train and config.finer_clean > 0 and clean_label is not None else None
+    dataset = PatchDataset(samples, config.image_size, augment, config.seed, relabel, min_filter_px, finer)
     batches = EpochBatches(
         len(dataset), per_rank, shuffle=train, seed=config.seed, rank=ctx.rank, world=ctx.world, even=train
     )

@@ -21,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from crackcli import __version__
-from crackcli.data.painting import synthetic_cracks_for
+from crackcli.data.painting import clean_label, synthetic_cracks_for
 from crackcli.data.prepare import manifest_patch_size
 from crackcli.errors import CrackError, OptionError, UsageError
 from crackcli.model.backbones import IMAGENET_MEAN, IMAGENET_STD, build_model
@@ -130,8 +130,9 @@ class Trainer:
         if self.context.world > 1:
             self.trained = DistributedDataParallel(self.model, device_ids=[self.device.index] if cuda else None)
 
+        finer_label = clean_label(self.classes, crack_class, "finer_clean") if config.finer_clean > 0 else None
         self.train_batches, self.train_loader = make_loader(
-            self.data.train, config, self.context, self.device, self.synthetic_cracks, True, min_filter
+            self.data.train, config, self.context, self.device, self.synthetic_cracks, True, min_filter, finer_label
         )
         self.val_batches, self.val_loader = make_loader(
             self.data.val, config, self.context, self.device, None, False, min_filter
