@@ -4,6 +4,7 @@ cracks left alone."""
 import csv
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -117,6 +118,16 @@ class DarkPixelPredictor:
         return np.stack([crack, 1 - crack], axis=1).astype(np.float32)
 
 
+def lines_near(
+    planes: np.ndarray, origins: np.ndarray, called: np.ndarray, side: int, ready: Callable[[int], None]
+) -> PhotoLines:
+    """The photo's lines near the windows ``called``, searched with every window already scored."""
+    with LineSearch(planes, origins, side, ready) as search:
+        every = np.arange(len(origins))
+        search.scored(every, np.isin(every, called))
+        return search.lines()
+
+
 def photo_with_joint() -> np.ndarray:
     """A 200×300 surface crossed by a ruled dark joint from (0, 100) to (299, 199)."""
     rgb = surface(4, 200, 300)
@@ -140,10 +151,10 @@ def test_a_joint_only_crossing_a_windows_corner_is_found_from_the_photo_around_i
     assert len(line_segments(gray_window(rgb, WINDOWS[1]))) == 0  # too short to be a line within the window
     origins = np.array([(w.x, w.y) for w in WINDOWS], np.float64)
     waited: list[int] = []
-    lines = PhotoLines.near(planes(rgb), origins, np.array([0, 1]), 96, waited.append)
+    lines = lines_near(planes(rgb), origins, np.array([0, 1]), 96, waited.append)
     assert max(waited) == 200  # the rows below the windows (half a window) were made before being read
     waited.clear()
-    PhotoLines.near(planes(rgb), origins, np.array([2]), 96, waited.append)
+    lines_near(planes(rgb), origins, np.array([2]), 96, waited.append)
     assert waited == [144]  # a window at the top: 96 rows and half a window below, no more
     piece = lines.through(1)
     assert len(piece)
@@ -166,7 +177,7 @@ def test_lines_searched_while_windows_are_scored_are_those_searched_after_the_la
     rgb, origins = photo_with_joints()
     rng = np.random.default_rng(seed)
     called = rng.random(len(origins)) < 0.3
-    at_once = PhotoLines.near(planes(rgb), origins, np.flatnonzero(called), 96, lambda rows: None)
+    at_once = lines_near(planes(rgb), origins, np.flatnonzero(called), 96, lambda rows: None)
     assert len(at_once.segments)
     order = rng.permutation(len(origins)) if seed % 2 else np.arange(len(origins))
     with LineSearch(planes(rgb), origins, 96, lambda rows: None) as search:

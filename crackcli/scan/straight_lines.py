@@ -56,17 +56,6 @@ class PhotoLines:
     origins: np.ndarray  # (windows, 2) each window's x, y in model-scale pixels
     side: int  # the windows' side at model scale (the model's input side)
 
-    @classmethod
-    def near(
-        cls, planes: np.ndarray, origins: np.ndarray, called: np.ndarray, side: int, ready: Callable[[int], None]
-    ) -> PhotoLines:
-        """Lines of ``planes`` ((3, H, W) uint8 RGB at model scale) within ``REACH`` window sides of the
-        windows ``called`` (indices into ``origins``), every window already scored (see ``LineSearch``)."""
-        with LineSearch(planes, origins, side, ready) as search:
-            every = np.arange(len(origins))
-            search.scored(every, np.isin(every, called))
-            return search.lines()
-
     def through(self, window: int) -> np.ndarray:
         """(K, 4) the parts of the lines inside window number ``window``, in its own pixels."""
         x, y = (int(v) for v in np.rint(self.origins[window]))
@@ -109,7 +98,6 @@ class LineSearch:
             self._unscored[reach_cells] += 1
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="line-search")
         self._found: list[Future] = []
-        self._waiting = False  # whether some cells called crack are not yet being looked at
 
     def scored(self, windows: np.ndarray, called: np.ndarray) -> None:
         """Windows (indices) scored now, and which of them (a boolean per window) are called crack."""
@@ -118,9 +106,7 @@ class LineSearch:
             self._unscored[reach_cells] -= 1
             if crack:
                 self._called[reach_cells] = 1
-        self._waiting |= bool(called.any())
-        if self._waiting:  # a stretch waits for the windows around it, called crack or not
-            self._start_settled()
+        self._start_settled()  # a stretch waits for the windows around it, called crack or not
 
     def lines(self) -> PhotoLines:
         """The lines near every window called crack (all windows scored by now)."""
@@ -130,6 +116,8 @@ class LineSearch:
 
     def _start_settled(self) -> None:
         """Look at each stretch that no window still to be scored reaches or touches."""
+        if not (self._called.astype(bool) & ~self._taken).any():
+            return  # every cell called crack is being looked at already
         reachable = cv2.dilate((self._unscored > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         count, labels, stats, _ = cv2.connectedComponentsWithStats(self._called)
         for label, (left, top, cells_wide, cells_high, _) in enumerate(stats[1:count], 1):
@@ -139,7 +127,6 @@ class LineSearch:
                 continue
             self._taken[box] |= stretch
             self._found.append(self._pool.submit(self._segments, left, top, stretch))
-        self._waiting = bool((self._called.astype(bool) & ~self._taken).any())
 
     def _segments(self, left: int, top: int, stretch: np.ndarray) -> np.ndarray:
         """The lines of one stretch (cells ``stretch`` from cell ``left``, ``top``), in model-scale pixels."""
