@@ -36,20 +36,26 @@ def window_scores(
     fractions, probs = [], []
     photos = sorted(p for p in (root / "images").iterdir() if is_image_path(p))
     for photo in photos:
-        masks = [m for m in (root / "masks").glob(f"{photo.stem}.*") if is_image_path(m)]
-        if not masks:
+        mask = mask_of(root, "masks", photo.stem)
+        if mask is None:
             continue
-        rgb, mask = read_rgb(photo), read_mask(masks[0]).astype(np.uint8)
+        rgb = read_rgb(photo)
         scores = scan_image(predictor, rgb, (rgb.shape[1], rgb.shape[0]), settings, mode)
         cracked = [crop(mask, window).mean() for window in scores.windows]
         if extra_masks is None:
             fractions += cracked
         else:
-            others = [m for m in (root / extra_masks).glob(f"{photo.stem}.*") if is_image_path(m)]
-            other = read_mask(others[0]).astype(np.uint8) if others else np.zeros_like(mask)
+            other = mask_of(root, extra_masks, photo.stem)
+            other = np.zeros_like(mask) if other is None else other
             fractions += [(c, crop(other, window).mean()) for c, window in zip(cracked, scores.windows)]
         probs.append(scores.probs[:, crack])
     return np.asarray(fractions), np.concatenate(probs), len(photos)
+
+
+def mask_of(root: Path, folder: str, stem: str) -> np.ndarray | None:
+    """The mask (uint8, 0/1) of photo ``stem`` in ``root/folder``, if there is one."""
+    found = [m for m in (root / folder).glob(f"{stem}.*") if is_image_path(m)] if (root / folder).is_dir() else []
+    return read_mask(found[0]).astype(np.uint8) if found else None
 
 
 def figures(fractions: np.ndarray, probs: np.ndarray, crack_min: float, threshold: float) -> dict[str, float]:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 from field_eval import set_figures, show
+from scan_eval import mask_of
 
 from crackcli.data.tiling import crop
-from crackcli.io.images import is_image_path, read_mask, read_rgb
+from crackcli.io.images import is_image_path, read_rgb
 from crackcli.model.predictors import load_predictor
 from crackcli.scan.straight_lines import LineCheck
 from crackcli.scan.windows import ScanSettings, scan_image
@@ -32,12 +33,6 @@ RULES: dict[str, Callable[[float, np.ndarray], float]] = {
     "highest quarter where the window scores >= 0.3": lambda w, q: max(w, q[0]) if w >= 0.3 else w,
     "mean of window and highest quarter": lambda w, q: (w + q[0]) / 2,
 }
-
-
-def mask_of(root: Path, folder: str, stem: str) -> np.ndarray | None:
-    """The mask of photo ``stem`` in ``root/folder``, if there is one."""
-    found = [m for m in (root / folder).glob(f"{stem}.*") if is_image_path(m)] if (root / folder).is_dir() else []
-    return read_mask(found[0]).astype(np.uint8) if found else None
 
 
 def main() -> None:
