@@ -36,6 +36,7 @@ import numpy as np
 
 from crackcli.io.images import read_gray, read_mask
 from crackcli.measure.centerlines import CenterLine, center_lines
+from crackcli.measure.profile_widths import with_profile_widths
 from crackcli.model.predictors import OnnxPredictor
 from crackcli.scan.job import ScanJob
 from crackcli.scan.options import ScanOptions
@@ -175,7 +176,8 @@ def evaluate_set(model: Path, tracer: str, root: Path, whole: bool) -> tuple[Tal
             if alone is not None and job.extractor is not None:  # the scan's own extractor, on the whole photo
                 gray = read_gray(image)
                 everywhere, core = job.extractor.crack_pixels(gray, np.ones(gray.shape, bool))
-                alone.add(everywhere, truth, center_lines(everywhere, core=core))
+                lines = with_profile_widths(gray, center_lines(everywhere, core=core))
+                alone.add(everywhere, truth, lines)
     return scanned, alone, seconds / max(len(pairs), 1)
 
 

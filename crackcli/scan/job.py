@@ -39,6 +39,7 @@ from crackcli.io.images import ImageReadError, read_gray, read_header, read_rgb,
 from crackcli.io.system import usable_cpus
 from crackcli.measure.centerlines import load_thinning
 from crackcli.measure.measurements import measure
+from crackcli.measure.profile_widths import METHOD as WIDTH_METHOD
 from crackcli.model.predictors import Predictor
 from crackcli.report.job_files import refresh_job_files
 from crackcli.report.job_page import THUMBNAIL_SUFFIX, job_facts, load_template
@@ -178,6 +179,7 @@ class ScanJob:
             "trace": {
                 "mm_per_px": scale.mm_per_px,
                 "width_classes_mm": list(scale.width_classes_mm),
+                "widths": WIDTH_METHOD,
                 **self.extractor.record(),
             }
         }

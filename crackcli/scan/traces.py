@@ -4,8 +4,10 @@ Tracing costs in proportion to the cracked area: the photo's crack windows are g
 overlap or touch, and the extractor runs on each group's part of the full-resolution grey photo only
 (with some context around it), never on the clean rest.  Two extractors: the learned tracer shipped in
 ``models/`` (or another tracer file), run by ONNX Runtime, and the classical filter of
-``measure.extract``.  Each centre line belongs to the region its middle lies in (else the nearest one),
-and every region gets its measurements.
+``measure.extract``.  A crack's width is read across its centre line from the photo's grey levels
+(``measure.profile_widths``), the extractor's crack pixels giving only the first estimate.  Each centre
+line belongs to the region its middle lies in (else the nearest one), and every region gets its
+measurements.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from crackcli.errors import CrackError, UsageError
 from crackcli.measure.centerlines import CenterLine, center_lines
 from crackcli.measure.extract import ExtractSettings, confident_pixels, crack_pixels
 from crackcli.measure.measurements import Scale, measure
+from crackcli.measure.profile_widths import with_profile_widths
 from crackcli.model.shipped import TRACER_NAME, model_folders, shipped_file
 from crackcli.model.tracers import OnnxTracer
 from crackcli.scan.findings import Region, paint_cells, window_cells
@@ -160,6 +163,8 @@ def trace_photo(
         found, core = extractor.crack_pixels(gray[cy0:cy1, cx0:cx1], within)
         mask[cy0:cy1, cx0:cx1] |= found
         lines += center_lines(found, origin=(cx0, cy0), core=core)
+    # the widths the crack pixels give, read again across each line from the photo's grey levels
+    lines = with_profile_widths(gray, lines)
     return PhotoTraces(mask, lines, [_owner(line, regions) for line in lines])
 
 
