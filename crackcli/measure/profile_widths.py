@@ -33,7 +33,7 @@ MIN_DEPTH = 4.0  # grey levels: a shallower dip keeps the crack pixels' width
 ALONG_PX = 8  # profiles averaged over up to this many of the line's centre-line pixels either side
 DIRECTION_PX = 3  # the line's direction at a pixel: from its pixels up to this far along either side
 MIN_REACH_PX = 6  # profiles reach at least this far either side of the centre line
-MAX_REACH_PX = 64  # ... and at most this far
+MAX_REACH_PX = 32  # ... and at most this far: cracks up to about 30 px wide are read whole
 PASSES = 2
 
 
