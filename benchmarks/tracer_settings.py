@@ -18,6 +18,7 @@ from pathlib import Path
 
 import onnx
 
+from crackcli.errors import CrackError
 from crackcli.io.atomic import atomic_write_bytes
 from crackcli.model.onnx_files import set_properties
 from crackcli.model.tracer_files import load_tracer_checked, tracer_properties
@@ -45,7 +46,10 @@ def main() -> None:
         tracer_properties(threshold, min_length, info.size_multiple, info.context_px, training, width_threshold),
     )
     data = model.SerializeToString()
-    load_tracer_checked(args.tracer, data)  # the new file passes the scan's checks before it replaces the old
+    try:  # the new file passes the scan's checks before it replaces the old
+        load_tracer_checked(args.tracer, data)
+    except CrackError as exc:
+        raise SystemExit(f"{exc} (nothing written)") from None
     atomic_write_bytes(args.tracer, data)
     print(f"{args.tracer}: {change}; training summary {json.dumps(training, sort_keys=True)}")
 

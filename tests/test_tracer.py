@@ -4,6 +4,9 @@ finding painted cracks."""
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -263,3 +266,24 @@ def test_damaged_or_newer_tracer_metadata_is_refused_in_one_line(tiny_tracer, tm
         onnx.save(model, str(changed))
         with pytest.raises(CrackError, match=says):
             OnnxTracer(changed)
+
+
+def test_a_tracer_files_settings_change_and_its_weights_do_not(tmp_path):
+    """benchmarks/tracer_settings.py rewrites a file's threshold and shortest crack; the graph computes the
+    same probabilities, and settings the scan would refuse leave the file as it was."""
+    torch.manual_seed(2)
+    path = tmp_path / "tracer.onnx"
+    export_tracer(TinyUNet((2, 4, 4)).eval(), path, 0.7, 35, {"data": "none: random weights"}, width_threshold=0.8)
+    script = [sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "tracer_settings.py"), str(path)]
+    gray = np.random.default_rng(0).integers(0, 255, (40, 48), dtype=np.uint8)
+    before = OnnxTracer(path, "cpu").probabilities(gray)
+    done = subprocess.run([*script, "--threshold", "0.6", "--min-length", "70", "--why", "a test"], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    tracer = OnnxTracer(path, "cpu")
+    assert (tracer.info.threshold, tracer.info.min_length_px, tracer.info.width_threshold) == (0.6, 70, 0.8)
+    assert tracer.info.training()["data"] == "none: random weights" and "a test" in tracer.info.training()["settings"]
+    assert np.array_equal(tracer.probabilities(gray), before)
+    kept = path.read_bytes()
+    refused = subprocess.run([*script, "--threshold", "0.9"], capture_output=True, text=True)  # above widths' 0.8
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr and "nothing written" in refused.stderr
+    assert path.read_bytes() == kept
