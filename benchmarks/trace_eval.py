@@ -13,7 +13,8 @@ them) are compared with the set's masks:
   photos whose mask holds at least 50 px of crack;
 - width: at every centre-line pixel of the mask with a traced centre-line pixel within 2 px, the
   traced width there against the mask's, median |difference| in px; the mask's width both as twice its
-  distance transform (2·d, the usual definition) and as area per length (what the trace reports).
+  distance transform (2·d, the usual definition) and as area per length (what the trace reports); and
+  the median signed difference against the latter (whether traces read wide or narrow).
 
 ``--tracer`` picks the extractor as `crack scan --tracer` does.  ``--whole`` also runs it on every
 photo whole, without the classifier, to show what the windows gain or cost.  ``--speed-runs N`` times
@@ -105,8 +106,8 @@ class Tally:
         truth_2d = 2 * inside[truth_at[:, 1], truth_at[:, 0]]
         close = distance[truth_at[:, 1], truth_at[:, 0]] <= TOLERANCE
         traced = width_of_label[label[truth_at[:, 1], truth_at[:, 0]]]
-        self.width_errors_area.append(np.abs(traced - truth_area_widths)[close])
-        self.width_errors_2d.append(np.abs(traced - truth_2d)[close])
+        self.width_errors_area.append((traced - truth_area_widths)[close])  # signed: traced wider > 0
+        self.width_errors_2d.append((traced - truth_2d)[close])
 
     @property
     def f(self) -> float:
@@ -121,12 +122,14 @@ class Tally:
         ratio = statistics.median(self.length_ratios) if self.length_ratios else float("nan")
         area = np.concatenate(self.width_errors_area) if self.width_errors_area else np.zeros(0)
         twice = np.concatenate(self.width_errors_2d) if self.width_errors_2d else np.zeros(0)
-        width_area = float(np.median(area)) if area.size else float("nan")
-        width_2d = float(np.median(twice)) if twice.size else float("nan")
+        width_area = float(np.median(np.abs(area))) if area.size else float("nan")
+        width_2d = float(np.median(np.abs(twice))) if twice.size else float("nan")
+        bias = float(np.median(area)) if area.size else float("nan")
         return (
             f"{name:28} P {precision:.3f}  R {recall:.3f}  F {f:.3f}  length error {length:6.1%} "
             f"({len(self.length_errors)} photos, traced/mask {ratio:.2f})  "
-            f"width error {width_area:.2f} px (area/length), {width_2d:.2f} px (2·d), {area.size} px compared"
+            f"width error {width_area:.2f} px (area/length), {width_2d:.2f} px (2·d), {area.size} px compared, "
+            f"traced {bias:+.2f} px wider at the median"
         )
 
 
