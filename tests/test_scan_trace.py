@@ -110,6 +110,17 @@ def test_a_report_is_kept_only_when_traced_alike(crack_model, photos, tmp_path):
     assert "again" in untraced.output
 
 
+def test_a_traced_report_whose_widths_were_read_another_way_is_made_again(crack_model, photos, tmp_path, monkeypatch):
+    _, model, _ = crack_model
+    photo = str(photos / "cracked.jpg")
+    assert scan(model, tmp_path, photo, "--trace").exit_code == 0
+    kept = scan(model, tmp_path, photo, "--trace")
+    assert "1 kept" in kept.output or "kept 1" in kept.output, kept.output
+    monkeypatch.setattr("crackcli.scan.job.WIDTH_METHOD", "widths read some other way")
+    again = scan(model, tmp_path, photo, "--trace")
+    assert "again: reports made with another trace" in again.output
+
+
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
