@@ -5,10 +5,10 @@ import math
 import cv2
 import numpy as np
 import pytest
+from test_measure import band, concrete
 
 from crackcli.measure.centerlines import center_lines
 from crackcli.measure.profile_widths import MIN_DEPTH, with_profile_widths
-from tests.test_measure import band, concrete
 
 
 def photo_with_crack(width: float, angle: float, seed: int) -> tuple[np.ndarray, float, tuple, tuple]:
