@@ -16,8 +16,6 @@ import argparse
 import json
 from pathlib import Path
 
-import onnx
-
 from crackcli.errors import CrackError
 from crackcli.io.atomic import atomic_write_bytes
 from crackcli.model.onnx_files import set_properties
@@ -33,14 +31,16 @@ def main() -> None:
     parser.add_argument("--why", default="", help="recorded in the file's training summary")
     args = parser.parse_args()
 
-    _, info = load_tracer_checked(args.tracer)
+    try:
+        model, info = load_tracer_checked(args.tracer)
+    except CrackError as exc:
+        raise SystemExit(str(exc)) from None
     threshold = info.threshold if args.threshold is None else args.threshold
     min_length = info.min_length_px if args.min_length is None else args.min_length
     width_threshold = info.width_threshold if args.width_threshold is None else args.width_threshold
     training = info.training()
     change = f"threshold {threshold:g}, width_threshold {width_threshold:g}, min_length_px {min_length}"
     training["settings"] = f"{change}{': ' + args.why if args.why else ''}"
-    model = onnx.load(args.tracer)
     set_properties(
         model,
         tracer_properties(threshold, min_length, info.size_multiple, info.context_px, training, width_threshold),
