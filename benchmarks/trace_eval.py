@@ -3,6 +3,10 @@
     python benchmarks/trace_eval.py MODEL [--tracer learned|classical|FILE]
         [--sets deepcrack,crackforest,uav75_dev,pavement_crops] [--whole] [--speed-runs 5]
 
+A set may be named with a part: ``deepcrack:select`` is a third of its source photos (chosen by a hash
+of the name, crops of one photo together), ``deepcrack:report`` the other two thirds, so that settings
+chosen on one part are reported on the other.
+
 Each set's photos are scanned as `crack scan --trace` would (the model's windows and stride, threshold
 0.5), and the traced crack pixels (``<name>_cracks.png``) and centre lines (widths as the report gives
 them) are compared with the set's masks:
@@ -25,11 +29,13 @@ a 7000×6000 photo with about 9% crack windows as whole
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -48,6 +54,8 @@ SETS = ("deepcrack", "crackforest", "uav75_dev", "pavement_crops")
 TOLERANCE = 2
 MIN_LENGTH = 50.0
 SPEED_PHOTO = Path("sample_images/images/synth_0100.jpg")
+PARTS = ("select", "report")
+SELECT_ONE_IN = 3  # a third of a set's source photos choose settings, the other two thirds report
 
 
 def disc(radius: int) -> np.ndarray:
@@ -133,13 +141,36 @@ class Tally:
         )
 
 
-def photos_of(root: Path) -> list[tuple[Path, Path]]:
+def source_photo(stem: str) -> str:
+    """The photo a picture was cut from: DeepCrack's ``11215-4`` and ``11215-6`` are crops of one, as are
+    `uav75_dev`'s ``DSC00560`` and ``DSC00560b``."""
+    return re.sub(r"(-\d+|(?<=\d)[a-z])$", "", stem)
+
+
+def in_part(stem: str, part: str | None) -> bool:
+    """Whether a picture belongs to ``part`` of its set: ``select`` holds the source photos whose name
+    hashes to 0 mod SELECT_ONE_IN (crops of one photo together), ``report`` the rest, None all."""
+    if part is None:
+        return True
+    chosen = zlib.crc32(source_photo(stem).encode()) % SELECT_ONE_IN == 0
+    return chosen if part == "select" else not chosen
+
+
+def photos_of(root: Path, part: str | None = None) -> list[tuple[Path, Path]]:
     pairs = []
     masks = {p.stem: p for p in (root / "masks").iterdir()}
     for image in sorted((root / "images").iterdir()):
-        if image.stem in masks:
+        if image.stem in masks and in_part(image.stem, part):
             pairs.append((image, masks[image.stem]))
     return pairs
+
+
+def set_and_part(spec: str) -> tuple[str, str | None]:
+    """``deepcrack`` → the whole set; ``deepcrack:select`` or ``deepcrack:report`` → one part of it."""
+    name, _, part = spec.partition(":")
+    if part not in ("", *PARTS):
+        raise SystemExit(f"{spec}: the part after ':' must be one of {', '.join(PARTS)}")
+    return name, part or None
 
 
 def truth_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
@@ -161,8 +192,10 @@ class RecordingJob(ScanJob):
         return self.traced[path]
 
 
-def evaluate_set(model: Path, tracer: str, root: Path, whole: bool) -> tuple[Tally, Tally | None, float]:
-    pairs = photos_of(root)
+def evaluate_set(
+    model: Path, tracer: str, root: Path, whole: bool, part: str | None = None
+) -> tuple[Tally, Tally | None, float]:
+    pairs = photos_of(root, part)
     scanned, alone = Tally(), Tally() if whole else None
     with tempfile.TemporaryDirectory() as out:
         options = ScanOptions(trace=True, tracer=tracer, overlay=False, force=True)
@@ -215,11 +248,12 @@ def main() -> None:
     parser.add_argument("--speed-runs", type=int, default=0)
     args = parser.parse_args()
     print(f"model {args.model}; tolerance {TOLERANCE} px; extractor {open_extractor(args.tracer).record()}")
-    for name in args.sets.split(","):
-        scanned, alone, per_photo = evaluate_set(args.model, args.tracer, args.data / name, args.whole)
-        print(scanned.line(f"{name} (scan --trace)") + f"  {per_photo:.2f} s/photo", flush=True)
+    for spec in args.sets.split(","):
+        name, part = set_and_part(spec)
+        scanned, alone, per_photo = evaluate_set(args.model, args.tracer, args.data / name, args.whole, part)
+        print(scanned.line(f"{spec} (scan --trace)") + f"  {per_photo:.2f} s/photo", flush=True)
         if alone is not None:
-            print(alone.line(f"{name} (whole photo)"), flush=True)
+            print(alone.line(f"{spec} (whole photo)"), flush=True)
     if args.speed_runs:
         speed(args.model, args.tracer, args.speed_runs)
 
