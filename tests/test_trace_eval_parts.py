@@ -4,7 +4,6 @@ two must split a set's source photos, never one photo's crops."""
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def trace_eval():
     spec = importlib.util.spec_from_file_location("trace_eval", BENCHMARKS / "trace_eval.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["trace_eval"] = module
     spec.loader.exec_module(module)
     return module
 
