@@ -75,6 +75,16 @@ def test_a_learned_tracers_probabilities_keep_long_confident_groups_inside_the_a
     assert found[20, 10:150].all() and found.sum() == 140
 
 
+def test_a_learned_tracers_blots_are_dropped_where_its_file_limits_how_much_a_crack_fills():
+    probs = np.zeros((120, 200), np.float32)
+    probs[20:23, 10:150] = 0.9  # a crack 3 px wide: fills 3/140 of its bounding square
+    probs[50:110, 20:80] = 0.8  # a blot of marked texture: fills its square
+    cv2.line(probs, (100, 110), (190, 40), 0.9, 4)  # a diagonal crack: fills about 0.1 of its square
+    kept = confident_pixels(probs, 0.6, 20, max_fill=0.25)
+    assert kept[20:23, 10:150].all() and kept[75, 145] and not kept[50:110, 20:80].any()
+    assert confident_pixels(probs, 0.6, 20)[50:110, 20:80].all()  # no limit: every long enough group stays
+
+
 @pytest.mark.parametrize(("width", "angle"), [(1, 0.0), (3, 30.0), (5, 45.0), (9, 70.0)])
 def test_centre_line_length_and_width_of_a_straight_crack(width, angle):
     length = 200

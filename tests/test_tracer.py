@@ -3,6 +3,7 @@ as its PyTorch network computes, refused in one line when it is anything else, a
 finding painted cracks."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -176,6 +177,17 @@ def test_widths_have_their_own_threshold_which_older_files_take_from_the_crack_t
         tracer_info(tmp_path / "t.onnx", {**properties, "width_threshold": "0.5"})
 
 
+def test_how_much_a_crack_may_fill_is_a_tracer_setting_that_older_files_do_without(tmp_path):
+    properties = tracer_properties(0.6, 20, 4, 24, {}, width_threshold=0.8, max_fill=0.25)
+    assert tracer_info(tmp_path / "t.onnx", properties).max_fill == 0.25
+    assert "max_fill" not in tracer_properties(0.6, 20, 4, 24, {})  # files made without it stay as they were
+    older = {k: v for k, v in properties.items() if k != "max_fill"}
+    assert tracer_info(tmp_path / "t.onnx", older).max_fill == math.inf
+    for bad in ("0", "1.5", "nan", "-inf"):
+        with pytest.raises(CrackError, match="out of range"):
+            tracer_info(tmp_path / "t.onnx", {**properties, "max_fill": bad})
+
+
 def test_the_shipped_tracers_widths_come_from_its_surest_pixels(shipped_tracer):
     rng = np.random.default_rng(3)
     rgb = np.clip(150 + rng.normal(0, 8, (128, 128, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2)
@@ -254,6 +266,7 @@ def test_crack_info_describes_a_tracer_file(tiny_tracer):
     details = json.loads(result.stdout)
     assert details["kind"].startswith("ONNX crack tracer") and details["threshold"] == 0.6
     assert details["min_length_px"] == 12 and details["training"]["data"] == "none: random weights"
+    assert details["max_fill"] is None  # made without a limit: none, and valid JSON
 
 
 def test_damaged_or_newer_tracer_metadata_is_refused_in_one_line(tiny_tracer, tmp_path):
@@ -277,13 +290,16 @@ def test_a_tracer_files_settings_change_and_its_weights_do_not(tmp_path):
     script = [sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "tracer_settings.py"), str(path)]
     gray = np.random.default_rng(0).integers(0, 255, (40, 48), dtype=np.uint8)
     before = OnnxTracer(path, "cpu").probabilities(gray)
-    done = subprocess.run([*script, "--threshold", "0.6", "--min-length", "70", "--why", "a test"], capture_output=True)
+    settings = ["--threshold", "0.6", "--min-length", "70", "--max-fill", "0.3", "--why", "a test"]
+    done = subprocess.run([*script, *settings], capture_output=True)
     assert done.returncode == 0, done.stderr
     tracer = OnnxTracer(path, "cpu")
-    assert (tracer.info.threshold, tracer.info.min_length_px, tracer.info.width_threshold) == (0.6, 70, 0.8)
+    info = tracer.info
+    assert (info.threshold, info.min_length_px, info.width_threshold, info.max_fill) == (0.6, 70, 0.8, 0.3)
     assert tracer.info.training()["data"] == "none: random weights" and "a test" in tracer.info.training()["settings"]
     assert np.array_equal(tracer.probabilities(gray), before)
     kept = path.read_bytes()
-    refused = subprocess.run([*script, "--threshold", "0.9"], capture_output=True, text=True)  # above widths' 0.8
-    assert refused.returncode != 0 and "Traceback" not in refused.stderr and "nothing written" in refused.stderr
-    assert path.read_bytes() == kept
+    for bad in (["--threshold", "0.9"], ["--max-fill", "1.5"]):  # above widths' 0.8; more than the whole square
+        refused = subprocess.run([*script, *bad], capture_output=True, text=True)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr and "nothing written" in refused.stderr
+        assert path.read_bytes() == kept

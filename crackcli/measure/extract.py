@@ -97,11 +97,16 @@ def long_thin(found: np.ndarray, seeds: np.ndarray, min_length_px: int, max_fill
 
 
 def confident_pixels(
-    probs: np.ndarray, threshold: float, min_length_px: int, within: np.ndarray | None = None
+    probs: np.ndarray,
+    threshold: float,
+    min_length_px: int,
+    within: np.ndarray | None = None,
+    max_fill: float = math.inf,
 ) -> np.ndarray:
     """bool mask of the pixels a learned tracer scores ``threshold`` or more (``probs``: per pixel), in
-    groups at least ``min_length_px`` long, only inside ``within`` if given."""
+    groups at least ``min_length_px`` long that fill less than ``max_fill`` of their bounding square, only
+    inside ``within`` if given."""
     found = probs >= threshold
     if within is not None:
         found &= within
-    return long_thin(found, found, min_length_px)
+    return long_thin(found, found, min_length_px, max_fill)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ def _tracer_file_info(path: Path, data: bytes) -> dict[str, Any]:
         "threshold": info.threshold,
         "width_threshold": info.width_threshold,
         "min_length_px": info.min_length_px,
+        "max_fill": None if math.isinf(info.max_fill) else info.max_fill,
         "size_multiple": info.size_multiple,
         "context_px": info.context_px,
         "opset": model.opset_import[0].version,

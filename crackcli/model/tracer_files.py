@@ -11,6 +11,7 @@ traced area the network should see).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ class TracerInfo:
     size_multiple: int  # the input's height and width must be multiples of this
     context_px: int  # photo pixels around a traced area handed to the network with it
     width_threshold: float  # crack pixels at this probability or more make a crack's width (≥ threshold)
+    # connected crack pixels filling this share of their bounding square or more are dropped (blots of
+    # marked texture, not cracks); files without it keep every group long enough
+    max_fill: float = math.inf
     properties: dict[str, str] = field(default_factory=dict)
 
     def training(self) -> dict[str, Any]:
@@ -56,8 +60,11 @@ def tracer_properties(
     context_px: int,
     training: dict[str, Any],
     width_threshold: float | None = None,
+    max_fill: float | None = None,
 ) -> dict[str, str]:
-    """The metadata of a tracer file, as ONNX string properties (``width_threshold`` None: ``threshold``)."""
+    """The metadata of a tracer file, as ONNX string properties (``width_threshold`` None: ``threshold``;
+    ``max_fill`` None: no limit, the property left out)."""
+    fill = {} if max_fill is None or math.isinf(max_fill) else {"max_fill": repr(float(max_fill))}
     return {
         "format": TRACER_FORMAT,
         "format_version": str(TRACER_FORMAT_VERSION),
@@ -67,6 +74,7 @@ def tracer_properties(
         "threshold": repr(float(threshold)),
         "width_threshold": repr(float(threshold if width_threshold is None else width_threshold)),
         "min_length_px": str(int(min_length_px)),
+        **fill,
         "size_multiple": str(int(size_multiple)),
         "context_px": str(int(context_px)),
         "training": json.dumps(training, sort_keys=True),
@@ -85,6 +93,7 @@ def tracer_info(path: Path, properties: dict[str, str]) -> TracerInfo:
             context_px=int(properties["context_px"]),
             # files made before widths had a threshold of their own measured at the crack pixels' one
             width_threshold=float(properties.get("width_threshold", properties["threshold"])),
+            max_fill=float(properties.get("max_fill", "inf")),
             properties=dict(properties),
         )
     except (KeyError, ValueError) as exc:
@@ -92,6 +101,7 @@ def tracer_info(path: Path, properties: dict[str, str]) -> TracerInfo:
     if (
         not 0 < info.threshold <= info.width_threshold < 1
         or info.min_length_px < 1
+        or not (0 < info.max_fill <= 1 or info.max_fill == math.inf)
         or info.size_multiple < 1
         or info.context_px < 0
     ):

@@ -112,7 +112,7 @@ class LearnedExtractor:
     def crack_pixels(self, gray: np.ndarray, within: np.ndarray) -> CrackPixels:
         info = self.tracer.info
         probs = self.tracer.probabilities(gray, within)
-        found = confident_pixels(probs, info.threshold, info.min_length_px, within)
+        found = confident_pixels(probs, info.threshold, info.min_length_px, within, info.max_fill)
         # Widths from the pixels it is surest of: at the threshold that finds cracks, the band it marks
         # is wider than the crack (the file's width_threshold was chosen on the selection sets).
         return CrackPixels(found, found & (probs >= info.width_threshold))
