@@ -73,5 +73,5 @@ def _describe_model(path: Path, as_json: bool) -> None:
     table.add_column("what", style="bold")
     table.add_column("value")
     for key, value in details.items():
-        table.add_row(key, value if isinstance(value, str) else json.dumps(value))
+        table.add_row(key, value if isinstance(value, str) else "none" if value is None else json.dumps(value))
     out.print(table)
