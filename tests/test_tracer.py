@@ -299,7 +299,7 @@ def test_a_tracer_files_settings_change_and_its_weights_do_not(tmp_path):
     assert tracer.info.training()["data"] == "none: random weights" and "a test" in tracer.info.training()["settings"]
     assert np.array_equal(tracer.probabilities(gray), before)
     kept = path.read_bytes()
-    for bad in (["--threshold", "0.9"], ["--max-fill", "1.5"]):  # above widths' 0.8; more than the whole square
+    for bad in (["--threshold", "0.9"], ["--max-fill", "1.5"], ["--max-fill=-inf"]):  # above widths' 0.8; ...
         refused = subprocess.run([*script, *bad], capture_output=True, text=True)
         assert refused.returncode != 0 and "Traceback" not in refused.stderr and "nothing written" in refused.stderr
         assert path.read_bytes() == kept

@@ -64,7 +64,7 @@ def tracer_properties(
 ) -> dict[str, str]:
     """The metadata of a tracer file, as ONNX string properties (``width_threshold`` None: ``threshold``;
     ``max_fill`` None: no limit, the property left out)."""
-    fill = {} if max_fill is None or math.isinf(max_fill) else {"max_fill": repr(float(max_fill))}
+    fill = {} if max_fill is None or max_fill == math.inf else {"max_fill": repr(float(max_fill))}
     return {
         "format": TRACER_FORMAT,
         "format_version": str(TRACER_FORMAT_VERSION),
