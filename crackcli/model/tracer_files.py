@@ -60,11 +60,11 @@ def tracer_properties(
     context_px: int,
     training: dict[str, Any],
     width_threshold: float | None = None,
-    max_fill: float | None = None,
+    max_fill: float = math.inf,
 ) -> dict[str, str]:
     """The metadata of a tracer file, as ONNX string properties (``width_threshold`` None: ``threshold``;
-    ``max_fill`` None: no limit, the property left out)."""
-    fill = {} if max_fill is None or max_fill == math.inf else {"max_fill": repr(float(max_fill))}
+    ``max_fill`` inf: no limit, the property left out)."""
+    fill = {} if max_fill == math.inf else {"max_fill": repr(float(max_fill))}
     return {
         "format": TRACER_FORMAT,
         "format_version": str(TRACER_FORMAT_VERSION),
