@@ -59,6 +59,40 @@ def test_head_of_other_class_count_is_reinitialised_body_kept(tmp_path):
     assert model.classifier.weight.shape == (3, 512)
 
 
+def _two_class_checkpoint(path, classes=("crack", "no_crack")):
+    from crackcli.model.checkpoint import save_checkpoint
+    from crackcli.model.meta import ModelMeta
+
+    torch.manual_seed(3)
+    source = build_model("mobilenet_v3_small", num_classes=2)
+    save_checkpoint(path, ModelMeta("mobilenet_v3_small", classes, "crack", 64, IMAGENET_MEAN, IMAGENET_STD), source)
+    return source.classifier
+
+
+def test_fine_tune_into_more_classes_keeps_the_rows_of_shared_class_names(tmp_path):
+    head = _two_class_checkpoint(tmp_path / "two.pt")
+    torch.manual_seed(4)
+    model = build_model("mobilenet_v3_small", 3, tmp_path / "two.pt", classes=["crack", "joint", "no_crack"])
+    rows = model.classifier
+    torch.testing.assert_close(rows.weight[[0, 2]], head.weight)
+    torch.testing.assert_close(rows.bias[[0, 2]], head.bias)
+    # the new class's row is freshly initialised, not a copy of either known class
+    assert not torch.allclose(rows.weight[1], head.weight[0]) and not torch.allclose(rows.weight[1], head.weight[1])
+
+
+def test_head_rows_follow_class_names_in_another_order(tmp_path):
+    head = _two_class_checkpoint(tmp_path / "two.pt")
+    model = build_model("mobilenet_v3_small", 2, tmp_path / "two.pt", classes=["no_crack", "crack"])
+    torch.testing.assert_close(model.classifier.weight, head.weight[[1, 0]])
+    torch.testing.assert_close(model.classifier.bias, head.bias[[1, 0]])
+
+
+def test_head_without_a_shared_class_name_loads_by_position(tmp_path):
+    head = _two_class_checkpoint(tmp_path / "two.pt")
+    model = build_model("mobilenet_v3_small", 2, tmp_path / "two.pt", classes=["cracked", "intact"])
+    torch.testing.assert_close(model.classifier.weight, head.weight)
+
+
 def test_own_state_dict_round_trips(tmp_path):
     model = build_model("mobilenet_v3_small", num_classes=2)
     path = tmp_path / "own.pt"

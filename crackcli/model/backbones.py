@@ -11,8 +11,10 @@ first operation of the network, so a checkpoint, its ONNX export and the scanner
 from __future__ import annotations
 
 import urllib.error
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torchvision
@@ -142,12 +144,15 @@ def build_model(
     weights: str | Path | None = None,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
+    classes: Sequence[str] | None = None,
 ) -> CrackNet:
     """Build ``backbone`` with a ``num_classes``-way classifier.
 
     ``weights`` is ``None``/``"none"`` (random init), ``"imagenet"`` (torchvision's download) or the
-    path of a state-dict file: torchvision layout, or a CrackNet/``crack train`` checkpoint.  A head
-    whose shape does not match ``num_classes`` is left freshly initialised.
+    path of a state-dict file: torchvision layout, or a CrackNet/``crack train`` checkpoint.  Given the
+    new model's ``classes`` and a checkpoint that names its own, the head's rows follow the class names
+    (a 2-class model fine-tuned into crack / joint / no_crack keeps what it knew of crack and no_crack);
+    otherwise a head whose shape does not match ``num_classes`` is left freshly initialised.
     """
     spec = backbone_spec(backbone)
     if num_classes < 2:
@@ -161,11 +166,29 @@ def build_model(
     if weights is None or str(weights) == "none":
         return model
     if str(weights) == "imagenet":
-        state = _download_imagenet_state(backbone)
+        loaded = WeightsFile(_download_imagenet_state(backbone), None)
     else:
-        state = load_state_file(Path(weights))
-    load_backbone_state(model, state)
+        loaded = load_state_file(Path(weights))
+    load_backbone_state(model, loaded.state, classes, loaded.classes)
     return model
+
+
+def _head_rows_by_name(
+    state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], classes: list[str], source_classes: list[str]
+) -> dict[str, torch.Tensor]:
+    """``state`` with its head rows moved to the rows of the same class names in ``own``; rows of classes
+    the source lacks keep ``own``'s fresh initialisation.  Unchanged without a class name in common."""
+    weight, bias = state.get("classifier.weight"), state.get("classifier.bias")
+    shared = [name for name in classes if name in source_classes]
+    if weight is None or bias is None or not shared or classes == source_classes:
+        return state
+    if weight.shape != (len(source_classes), own["classifier.weight"].shape[1]):
+        return state  # not the head those names belong to: left to the shape check
+    rows, offsets = own["classifier.weight"].clone(), own["classifier.bias"].clone()
+    for name in shared:
+        rows[classes.index(name)] = weight[source_classes.index(name)]
+        offsets[classes.index(name)] = bias[source_classes.index(name)]
+    return {**state, "classifier.weight": rows, "classifier.bias": offsets}
 
 
 def _download_imagenet_state(backbone: str) -> dict[str, torch.Tensor]:
@@ -179,26 +202,44 @@ def _download_imagenet_state(backbone: str) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def load_state_file(path: Path) -> dict[str, torch.Tensor]:
+class WeightsFile(NamedTuple):
+    state: dict[str, torch.Tensor]
+    classes: list[str] | None  # the head's classes, where the file names them (`crack train` checkpoints)
+
+
+def load_state_file(path: Path) -> WeightsFile:
     """Read a state dict without running code (``weights_only=True``)."""
     obj = load_plain(path, "a weights file")
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]  # a `crack train` checkpoint
+    classes = None
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):  # a `crack train` checkpoint
+        meta = obj.get("meta")
+        named = meta.get("classes") if isinstance(meta, dict) else None
+        if isinstance(named, list) and all(isinstance(c, str) for c in named):
+            classes = named
+        obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CrackError(f"{path}: no state dict of tensors inside; expected a torchvision or crack weights file")
     broken = nonfinite_weights(obj)
     if broken:
         raise DivergedWeights(str(path), broken)
-    return obj
+    return WeightsFile(obj, classes)
 
 
-def load_backbone_state(model: CrackNet, state: dict[str, torch.Tensor]) -> None:
-    """Load torchvision- or CrackNet-layout weights; a head of another class count is skipped."""
+def load_backbone_state(
+    model: CrackNet,
+    state: dict[str, torch.Tensor],
+    classes: Sequence[str] | None = None,
+    source_classes: Sequence[str] | None = None,
+) -> None:
+    """Load torchvision- or CrackNet-layout weights; the head's rows by class name where both sides name
+    their classes and share one, else a head of another class count is skipped."""
     spec = BACKBONES[model.backbone]
     if not any(k.startswith("body.") for k in state):
         heads = _head_key_map(spec)
         state = {heads.get(k, f"body.{k}"): v for k, v in state.items()}
     own = model.state_dict()
+    if classes is not None and source_classes is not None:
+        state = _head_rows_by_name(state, own, list(classes), list(source_classes))
     mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if any(not k.startswith("classifier.") for k in mismatched):
         raise CrackError(

@@ -106,7 +106,7 @@ class Trainer:
         cuda = self.device.type == "cuda"
         configure_backends(self.device)
         weights = None if resume_from is not None else config.weights
-        self.model = build_model(config.backbone, len(self.classes), weights).to(self.device)
+        self.model = build_model(config.backbone, len(self.classes), weights, classes=self.classes).to(self.device)
         if cuda and self.context.world > 1 and config.sync_bn:
             # Each GPU's share of the batch may be a few images: normalise with the whole batch's statistics.
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
