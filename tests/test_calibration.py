@@ -33,6 +33,23 @@ def test_the_fit_finds_the_temperature_that_made_the_labels(true_temperature):
     assert best_temperature(halves) == best_temperature(losses)
 
 
+def test_with_more_than_two_classes_the_fit_never_softens_the_scores():
+    # A model sure of itself and wrong on its validation images: the loss falls all the way to T = 10.
+    logits = torch.tensor([[6.0, 0.0, 0.0]] * 20 + [[0.0, 6.0, 0.0]] * 20)
+    labels = torch.tensor([1] * 20 + [0] * 20)
+    losses = temperature_losses(logits, labels)
+    assert best_temperature(losses) == pytest.approx(10.0)
+    # At T = 10 every score is about 1/3 and nothing reaches a threshold of 0.5: with 3 classes the fit stops at 1.
+    assert best_temperature(losses, num_classes=3) == pytest.approx(1.0)
+    assert softmax(logits.numpy() / best_temperature(losses, num_classes=3))[:20, 0].min() > 0.5
+    # Below 1 it still fits: overconfident labels of a 3-class model give back their temperature.
+    rng = np.random.default_rng(1)
+    raw = rng.normal(0, 2, (20000, 3))
+    drawn = np.array([rng.choice(3, p=row) for row in softmax(raw / 0.5)])
+    fitted = best_temperature(temperature_losses(torch.from_numpy(raw).float(), torch.from_numpy(drawn)), 3)
+    assert fitted == pytest.approx(0.5, rel=0.08)
+
+
 def test_a_folded_temperature_divides_patch_logits_and_dense_logit_maps():
     torch.manual_seed(0)
     model = build_model("shufflenet_v2_x0_5", 2, "none").eval()

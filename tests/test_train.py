@@ -327,6 +327,21 @@ def test_ema_validates_and_saves_the_average_and_keeps_the_raw_weights_for_resum
     assert report["f1"] == pytest.approx(result.best_f1)
 
 
+def test_a_three_class_run_wrong_on_its_validation_images_keeps_its_crack_scores(tmp_path):
+    from helpers import crack_patch, write_image
+
+    data = write_patch_folders(tmp_path / "patches", {"train": 24}, classes=("crack", "joint", "no_crack"))
+    rng = np.random.default_rng(5)
+    for name, cracked in (("crack", False), ("joint", True), ("no_crack", True)):  # labels that lie
+        for i in range(8):
+            write_image(data / "val" / name / f"v{i}.png", crack_patch(rng, 32, cracked))
+    result = Trainer(tiny_config(data, tmp_path, epochs=2)).fit()
+    temperatures = [float(row["val_temperature"]) for row in csv.DictReader(open(result.run_dir / "metrics.csv"))]
+    # Unbounded, the fit would run towards 10 and squeeze every score to about 1/3, under the scan's 0.5.
+    assert max(temperatures) <= 1.0
+    assert load_checkpoint(result.run_dir / "last.pt")["meta"]["temperature"] <= 1.0
+
+
 def test_unknown_crack_class_is_refused(patch_data, tmp_path):
     with pytest.raises(OptionError, match="`crack_class` .spall."):
         Trainer(tiny_config(patch_data, tmp_path, crack_class="spall"))

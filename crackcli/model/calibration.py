@@ -3,7 +3,10 @@
 A network trained to separate classes is sure of itself by an arbitrary amount: its softmax scores can
 sit anywhere between "squeezed towards 0.5" and "always 0 or 1".  Dividing the logits by a temperature
 ``T`` fitted on validation data (minimum negative log-likelihood) turns them into probabilities that
-match how often the model is right, without changing a single decision at 0.5 (Guo et al., ICML 2017).
+match how often the model is right (Guo et al., ICML 2017).  With two classes no decision at 0.5
+changes.  With more, a temperature above 1 pulls every score towards 1/K, and a crack score the network
+puts over the scan's threshold can fall under it (a three-class fine-tune on ten photos, wrong on its
+few validation patches, fitted T = 10 and then called nothing crack): there the fit only sharpens.
 
 The fit is a search over a fixed grid of temperatures, so that processes holding parts of the
 validation set can add their losses up and all pick the same one.
@@ -25,9 +28,11 @@ def temperature_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return (torch.logsumexp(scaled, dim=2) - picked).sum(dim=1)
 
 
-def best_temperature(losses: torch.Tensor) -> float:
-    """The temperature of the grid with the least loss (losses from ``temperature_losses``, summed over parts)."""
-    return float(TEMPERATURES[int(losses.argmin())])
+def best_temperature(losses: torch.Tensor, num_classes: int = 2) -> float:
+    """The temperature of the grid with the least loss (losses from ``temperature_losses``, summed over parts);
+    for more than two classes, the least loss at or below 1."""
+    allowed = losses.masked_fill(TEMPERATURES > 1, torch.inf) if num_classes > 2 else losses
+    return float(TEMPERATURES[int(allowed.argmin())])
 
 
 @torch.no_grad()

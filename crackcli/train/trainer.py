@@ -332,7 +332,7 @@ class Trainer:
         distributed.all_reduce_sum(matrix, self.context)
         distributed.all_reduce_sum(losses, self.context)
         report = classification_report(matrix.view(num_classes, num_classes).cpu().numpy(), self.classes)
-        return report, best_temperature(losses.cpu())
+        return report, best_temperature(losses.cpu(), num_classes)
 
     def _save(self, epoch: int, improved: bool) -> None:
         assert self.folder is not None  # rank 0 made it before the first epoch
