@@ -342,6 +342,32 @@ def test_a_three_class_run_wrong_on_its_validation_images_keeps_its_crack_scores
     assert load_checkpoint(result.run_dir / "last.pt")["meta"]["temperature"] <= 1.0
 
 
+def test_a_validation_split_too_small_to_choose_on_is_named_before_training(tmp_path):
+    from helpers import crack_patch, write_image
+
+    from crackcli.train.events import TrainEvents
+
+    class Heard(TrainEvents):
+        def __init__(self) -> None:
+            self.warnings: list[str] = []
+
+        def warning(self, message: str) -> None:
+            self.warnings.append(message)
+
+    data = write_patch_folders(tmp_path / "patches", {"train": 6, "val": 3})
+    rng = np.random.default_rng(2)
+    for i in range(20):
+        write_image(data / "val" / "no_crack" / f"more{i}.png", crack_patch(rng, 32, False))
+    heard = Heard()
+    Trainer(tiny_config(data, tmp_path), events=heard)
+    assert [w for w in heard.warnings if "validation holds only 3 'crack' image(s)" in w and "no_crack" not in w]
+    for i in range(20):
+        write_image(data / "val" / "crack" / f"more{i}.png", crack_patch(rng, 32, True))
+    heard = Heard()
+    Trainer(tiny_config(data, tmp_path), events=heard)
+    assert not [w for w in heard.warnings if "validation" in w]
+
+
 def test_unknown_crack_class_is_refused(patch_data, tmp_path):
     with pytest.raises(OptionError, match="`crack_class` .spall."):
         Trainer(tiny_config(patch_data, tmp_path, crack_class="spall"))

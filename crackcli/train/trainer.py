@@ -32,7 +32,7 @@ from crackcli.model.meta import ModelMeta, default_crack_class
 from crackcli.model.metrics import classification_report
 from crackcli.train import distributed
 from crackcli.train.config import TrainConfig
-from crackcli.train.data import load_train_data, make_loader, shared_memory_note
+from crackcli.train.data import load_train_data, make_loader, shared_memory_note, small_validation_note
 from crackcli.train.device_setup import amp_dtype_for, batch_layout, configure_backends, model_layout
 from crackcli.train.ema import WeightAverage
 from crackcli.train.events import TrainEvents
@@ -75,6 +75,9 @@ class Trainer:
         self.data = load_train_data(config)
         for _, message in self.data.unreadable:
             self.events.warning(f"skipped: {message}")
+        few = small_validation_note(self.data)
+        if few:
+            self.events.warning(few)
         self.classes = self.data.classes
         crack_class = config.crack_class or default_crack_class(self.classes)
         if crack_class is not None and crack_class not in self.classes:
