@@ -75,9 +75,6 @@ class Trainer:
         self.data = load_train_data(config)
         for _, message in self.data.unreadable:
             self.events.warning(f"skipped: {message}")
-        few = small_validation_note(self.data)
-        if few:
-            self.events.warning(few)
         self.classes = self.data.classes
         crack_class = config.crack_class or default_crack_class(self.classes)
         if crack_class is not None and crack_class not in self.classes:
@@ -153,6 +150,9 @@ class Trainer:
         if resume_from is not None:
             self._restore(resume_from)
         self.folder = folder
+        few = small_validation_note(self.data)  # once every option has been checked: no warning before an error
+        if few:
+            self.events.warning(few)
 
     @property
     def run_dir(self) -> Path | None:
