@@ -3,12 +3,14 @@
 For each N (photos to learn from) and seed, ``uav75_dev`` photos are split by source photo (``DSC00560.jpg``,
 ``DSC00560b.jpg`` and ``DSC00560c.jpg`` are crops of one drone photo and land on one side): N photos are
 labelled with ``crack prepare --labels mask`` and fine-tune MODEL with ``crack train --weights MODEL``
-(once per loss), the other photos are scanned.  Printed: window F (224 px windows every 224 px,
-threshold 0.5) and the share of joint-only windows called crack, per N and loss, mean and spread over
-seeds, next to MODEL itself on the same test photos.
+(once per loss), the other photos are scanned.  With ``--joint-class`` each loss also fine-tunes a
+three-class model whose patches label formwork joints (``joints/`` masks, ``crack prepare --class-mask
+joint=...``) as a class of their own; its windows are called crack by their crack score alone.  Printed:
+window F (224 px windows every 224 px, threshold 0.5) and the share of joint-only windows called crack,
+per N and fine-tune, mean and spread over seeds, next to MODEL itself on the same test photos.
 
     python benchmarks/few_shot.py MODEL.pt [--sizes 5,10,25,40] [--losses ce,isda,igmsda] [--seeds 0,1,2]
-        [--epochs 12] [--json results.json]
+        [--epochs 12] [--joint-class] [--json results.json]
 """
 
 from __future__ import annotations
@@ -70,24 +72,31 @@ def test_figures(model: Path, test_root: Path) -> dict:
     return set_figures(fractions, scores, 0.005, 0.5)
 
 
-def fine_tune(model: Path, learn_root: Path, loss: str, seed: int, epochs: int, work: Path) -> Path:
-    """``crack prepare`` the learning photos, ``crack train`` from ``model``; the run's best checkpoint."""
+JOINTS = "+joints"  # the name of a fine-tune whose patches label joints as a class of their own
+
+
+def fine_tune(model: Path, learn_root: Path, name: str, seed: int, epochs: int, work: Path) -> Path:
+    """``crack prepare`` the learning photos, ``crack train`` from ``model`` with the loss ``name`` starts
+    with (joints labelled when it ends with JOINTS); the run's best checkpoint."""
     crack = [sys.executable, "-m", "crackcli"]
-    patches = work / "patches"
+    joints = name.endswith(JOINTS)
+    loss = name.removesuffix(JOINTS)
+    patches = work / ("patches" + JOINTS if joints else "patches")
     if not patches.exists():
+        labels = ["--class-mask", f"joint={learn_root / 'joints'}"] if joints else []
         subprocess.run(
             [*crack, "prepare", str(learn_root / "images"), "--out", str(patches), "--labels", "mask"]
-            + ["--masks", str(learn_root / "masks"), "--stride", "112", "--quiet"],
+            + ["--masks", str(learn_root / "masks"), *labels, "--stride", "112", "--quiet"],
             check=True,
         )
     subprocess.run(
         [*crack, "train", str(patches), "--weights", str(model), "--backbone", "shufflenet_v2_x0_5"]
         + ["--image-size", "96", "--epochs", str(epochs), "--lr", "0.003", "--batch", "32", "--augment", "field"]
         + ["--loss", loss, "--seed", str(seed), "--workers", "0", "--quiet"]
-        + ["--project", str(work / "runs"), "--name", loss],
+        + ["--project", str(work / "runs"), "--name", name],
         check=True,
     )
-    return work / "runs" / loss / "best.pt"
+    return work / "runs" / name / "best.pt"
 
 
 def run_line(row: dict, losses: list[str]) -> str:
@@ -107,10 +116,13 @@ def main() -> None:
     parser.add_argument("--losses", default="ce,isda,igmsda")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--joint-class", action="store_true", help="also fine-tune with joints labelled, per loss")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     photos = sorted((args.data / "images").glob("*.jpg"))
     losses = args.losses.split(",")
+    if args.joint_class:
+        losses += [loss + JOINTS for loss in losses]
     results: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
