@@ -186,8 +186,8 @@ def _head_rows_by_name(
         return state  # not the head those names belong to: left to the shape check
     rows, offsets = own["classifier.weight"].clone(), own["classifier.bias"].clone()
     for name in shared:
-        rows[classes.index(name)] = weight[source_classes.index(name)]
-        offsets[classes.index(name)] = bias[source_classes.index(name)]
+        target, source = classes.index(name), source_classes.index(name)
+        rows[target], offsets[target] = weight[source], bias[source]
     return {**state, "classifier.weight": rows, "classifier.bias": offsets}
 
 

@@ -77,10 +77,10 @@ def load_train_data(config: TrainConfig) -> TrainData:
 MIN_VAL_PER_CLASS = 20
 
 
-def small_validation_note(data: TrainData) -> str | None:
-    """A warning naming the classes with fewer than MIN_VAL_PER_CLASS validation images, if any."""
-    counts = [sum(1 for _, label in data.val if label == index) for index in range(len(data.classes))]
-    few = [f"{count} '{name}'" for name, count in zip(data.classes, counts) if count < MIN_VAL_PER_CLASS]
+def small_validation_note(data: TrainData, root: Path) -> str | None:
+    """A warning naming the classes with fewer than MIN_VAL_PER_CLASS validation images of DATA ``root``, if any."""
+    counts = LabelledFolder(root, data.classes, data.val, []).counts()
+    few = [f"{count} '{name}'" for name, count in counts.items() if count < MIN_VAL_PER_CLASS]
     if not few:
         return None
     return (

@@ -150,7 +150,9 @@ class Trainer:
         if resume_from is not None:
             self._restore(resume_from)
         self.folder = folder
-        few = small_validation_note(self.data)  # once every option has been checked: no warning before an error
+        few = small_validation_note(
+            self.data, Path(config.data)
+        )  # once every option has been checked: no warning before an error
         if few:
             self.events.warning(few)
 
